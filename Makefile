@@ -1,0 +1,46 @@
+# jif_fastai — the two commands a user needs are `make demo` and `make test` (see README).
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test check-export nbtest book pytest clean-book
+
+# Create/reuse the virtual environment; reinstall when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(STAMP)
+
+# Train + cross-validate JIF-MMFA on the embedded PAD-UFES-20-layout sample (CPU, a few minutes).
+demo: venv
+	$(BIN)/jif-fastai train --out runs/demo
+
+# Everything CI runs: export drift, every notebook (outputs kept for the book), the book, pytest.
+test: venv check-export nbtest book pytest
+
+# Notebooks are the source of truth: exporting them must not change jif_fastai/, and they must be clean.
+check-export: venv
+	PATH=$(BIN):$$PATH bash tools/check_export.sh
+
+# Run every notebook once (nbdev-test); the executed copies in book/nbs are what the book shows.
+nbtest: venv
+	rm -rf book/nbs && mkdir -p book/nbs && cp nbs/*.ipynb book/nbs/
+	cp -r nbs/images book/nbs/ 2>/dev/null || true
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test book/nbs --save --timing --n-workers 2
+	$(PY) tools/strip_directives.py book/nbs
+
+# Build the tutorial site (Jupyter Book 1.x / Sphinx, offline). Fails on any Sphinx warning.
+book: venv
+	test -d book/nbs || $(MAKE) nbtest
+	$(BIN)/jupyter-book build book --warningiserror --nitpick --keep-going
+
+pytest: venv
+	$(BIN)/pytest -q tests
+
+clean-book:
+	rm -rf book/_build book/nbs
