@@ -25,13 +25,14 @@ from sklearn import metrics as skm
 from safetensors.torch import save_file, load_file
 from safetensors import SafetensorError
 import jif_fastai
-from .data import MetaPreprocessor, DatasetError
-from .dataloaders import ImageMetaDataLoaders, ImageCache, image_batch, presize, show_image_meta
+from .data import MetaPreprocessor, DatasetError, require_columns
+from .dataloaders import ImageMetaDataLoaders, ImageCache, image_batch, presize, presize_all, show_image_meta
 from .structures import create_model, jif_splitter, fuse_probs, branch_probs, JIFModel
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'FORMAT', 'balanced_accuracy', 'accuracy', 'macro_auc', 'jif_metrics', 'jif_learner', 'quick_compare',
-           'JIFInterpretation', 'atomic_write', 'save_model', 'ModelFileError', 'load_model', 'JIFPredictor']
+__all__ = ['OPTIMIZERS', 'FORMAT', 'PICKLES', 'balanced_accuracy', 'accuracy', 'macro_auc', 'jif_metrics', 'jif_learner',
+           'quick_compare', 'JIFInterpretation', 'atomic_write', 'ModelFileError', 'save_model', 'load_model',
+           'JIFPredictor']
 
 # %% ../nbs/07_learner.ipynb #cf388fbd
 def balanced_accuracy(y:np.ndarray, p:np.ndarray) -> float:
@@ -141,61 +142,115 @@ def atomic_write(path:Path, data:bytes|str) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data.encode() if isinstance(data, str) else data)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
+def _jsonable(o):
+    "JSON fallback for NumPy scalars/arrays, tensors and paths."
+    if isinstance(o, (np.generic, np.ndarray, Tensor)): return o.tolist()
+    if isinstance(o, Path): return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+class ModelFileError(ValueError):
+    "A saved model folder that is missing, damaged, inconsistent or cannot be written."
+
 def save_model(learn:Learner, # a trained `jif_learner`
                path:Path, # folder to write `model.safetensors` and `config.json` into
                **extra) -> Path: # extra JSON-able fields to record (e.g. metrics)
-    "Save weights (safetensors) + config (JSON) of `learn`; loading them runs no pickled code."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    "Save weights (safetensors) + config (JSON) of `learn` atomically; loading them runs no pickled code."
+    path = Path(path)
+    try: path.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ModelFileError(f"{path}: cannot create the model folder ({e.strerror or e}); choose a writable folder") from e
     dls, model = learn.dls, learn.model
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path, suffix='.tmp'); os.close(fd)
-    save_file(state, tmp)
-    sha = _sha256(tmp); os.replace(tmp, path/'model.safetensors')
-    cfg = dict(format=FORMAT, jif_fastai_version=jif_fastai.__version__, model=learn.model_config,
-               classes=list(dls.vocab), size=dls.size, cache_size=int(dls.images.shape[-1]),
-               decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(),
-               dataset=dls.spec.name, weights_sha256=sha, **extra)
-    atomic_write(path/'config.json', json.dumps(cfg, indent=1))
+    try: fd, tmp = tempfile.mkstemp(dir=path, prefix='.model.safetensors.', suffix='.tmp'); os.close(fd)
+    except OSError as e: raise ModelFileError(f"{path}: cannot write the model here ({e.strerror or e}); choose a writable folder") from e
+    try:
+        save_file(state, tmp)
+        sha = _sha256(tmp)
+        cfg = dict(format=FORMAT, jif_fastai_version=jif_fastai.__version__, model=learn.model_config,
+                   classes=list(dls.vocab), size=dls.size, cache_size=int(dls.images.shape[-1]),
+                   decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(),
+                   dataset=dls.spec.name, weights_sha256=sha, **extra)
+        text = json.dumps(cfg, indent=1, default=_jsonable)   # fails here, before anything is replaced
+        os.replace(tmp, path/'model.safetensors')
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    atomic_write(path/'config.json', text)
     return path
 
-class ModelFileError(ValueError):
-    "A saved model folder that is missing, damaged or inconsistent."
+PICKLES = ('*.pth', '*.pt', '*.pkl', '*.pickle', '*.bin', '*.ckpt')
 
-def load_model(path:Path, # folder written by `save_model`
+def _bad(f:Path, why:str): return ModelFileError(f"{f}: {why}")
+
+def load_model(path:Path, # folder written by `save_model` (or its `config.json` / `model.safetensors`)
                device=None, # where to run (default: CPU)
               ) -> JIFPredictor:
     "Load a model saved by `save_model` (safetensors + JSON; nothing unpickled)."
-    path = Path(path); cf, wf = path/'config.json', path/'model.safetensors'
+    path = Path(path)
+    if path.is_file() and path.name in ('config.json', 'model.safetensors'): path = path.parent
+    if not path.is_dir(): raise ModelFileError(f"{path}: model folder not found (expected a folder written by save_model)")
+    cf, wf = path/'config.json', path/'model.safetensors'
     for f in (cf, wf):
-        if not f.is_file(): raise ModelFileError(f"{f}: not found (expected a folder written by save_model)")
-    try: cfg = json.loads(cf.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelFileError(f"{cf}: not valid JSON ({e})") from e
-    if not isinstance(cfg, dict) or cfg.get('format') != FORMAT: raise ModelFileError(f"{cf}: not a {FORMAT} config")
+        if not f.is_file():
+            pk = sorted(q.name for g in PICKLES for q in path.glob(g))
+            raise _bad(f, "not found (expected a folder written by save_model)" + (
+                f"; {pk} look like pickled models, which are never loaded because unpickling can run arbitrary code: "
+                "re-save the model with save_model" if pk else ''))
+    try: cfg = json.loads(cf.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _bad(cf, f"not valid JSON ({e}); the file is damaged or was edited") from e
+    if not isinstance(cfg, dict) or cfg.get('format') != FORMAT: raise _bad(cf, f"not a {FORMAT} config")
     if _sha256(wf) != cfg.get('weights_sha256'):
-        raise ModelFileError(f"{wf}: checksum differs from the one in config.json (file truncated, damaged or replaced)")
+        raise _bad(wf, "checksum differs from the one in config.json (file truncated, damaged, replaced, or an "
+                       "interrupted save); re-save or re-download the model")
     try: state = load_file(wf)
-    except (SafetensorError, OSError) as e: raise ModelFileError(f"{wf}: cannot be read as safetensors ({e})") from e
+    except Exception as e: raise _bad(wf, f"cannot be read as safetensors ({type(e).__name__}: {e})") from e
     try:
+        classes, dw = cfg['classes'], cfg['decision_weights']
+        if not (isinstance(classes, list) and classes and len(set(map(str, classes))) == len(classes)):
+            raise ValueError(f"'classes' must be a non-empty list of distinct names, not {classes!r}")
+        cfg['classes'] = [str(c) for c in classes]
+        for k in ('size', 'cache_size'):
+            if not isinstance(cfg[k], int) or cfg[k] < 1: raise ValueError(f"{k!r} must be a positive integer, not {cfg[k]!r}")
         preproc = MetaPreprocessor.from_dict(cfg['preproc'])
         m = dict(cfg['model'])
-        model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(cfg['classes']),
-                             pretrained=False, **m)
+        model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)
         model.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{cf}: does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]})") from e
-    return JIFPredictor(model, preproc, cfg, device)
+        if len(dw) != len(model.branches): raise ValueError(f"{len(dw)} decision weights for the branches {model.branches}")
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        raise _bad(cf, f"does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]}); "
+                       "was it edited? Restore the saved config.json") from e
+    return JIFPredictor(model, preproc, cfg, device, path)
 
 class JIFPredictor:
     "A loaded model that predicts class, fused and per-branch probabilities from images + metadata."
-    def __init__(self, model:JIFModel, preproc:MetaPreprocessor, cfg:dict, device=None):
-        store_attr('model,preproc,cfg'); self.classes = cfg['classes']
+    def __init__(self, model:JIFModel, preproc:MetaPreprocessor, cfg:dict, device=None, path:Path=None):
+        store_attr('model,preproc,cfg,path'); self.classes = cfg['classes']
         self.device = torch.device(ifnone(device, 'cpu')); self.model.to(self.device).eval()
+
+    def check_data(self, df:pd.DataFrame, # rows to predict for
+                   image_col:str='image', # column with image paths
+                   label_col:str=None, # column with true labels, if any: they must be classes of the model
+                   classes:list=None, # the data's class list (e.g. `spec.classes`): must equal the model's
+                   source='data') -> None:
+        "Raise a clear error if `df` (or its class list) does not fit this model."
+        require_columns(df, [image_col] + self.preproc.cat_names + self.preproc.cont_names, source)
+        where = f"the model in {self.path}" if self.path else "the model"
+        if classes is not None and list(map(str, classes)) != self.classes:
+            raise DatasetError(f"{source}: classes {list(classes)} differ from those of {where}: {self.classes}"
+                               + ("; same names, other order" if sorted(map(str, classes)) == sorted(self.classes) else
+                                  "; use a model trained on this class list"))
+        if label_col is not None:
+            require_columns(df, [label_col], source)
+            lab = df[label_col].dropna().astype(str)
+            unknown = sorted(set(lab) - set(self.classes))
+            if unknown:
+                raise DatasetError(f"{source}: labels {unknown[:10]} in column {label_col!r} ({(~lab.isin(self.classes)).sum()} "
+                                   f"rows) are not classes of {where}, which predicts {self.classes}")
 
     @torch.no_grad()
     def predict_arrays(self, images:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
@@ -208,10 +263,14 @@ class JIFPredictor:
         return fuse_probs(logits, self.cfg['decision_weights']).numpy(), branch_probs(logits).numpy()
 
     def predict_df(self, df:pd.DataFrame, # rows with an `image` path column and the metadata columns
-                   image_col:str='image', cache:ImageCache=None) -> pd.DataFrame:
+                   image_col:str='image', # column with image paths
+                   cache:ImageCache=None, # presized-image cache (its size must be the model's `cache_size`)
+                   label_col:str=None, # column with true labels to check against the model's classes
+                  ) -> pd.DataFrame:
         "Predictions for every row of `df`: `pred`, fused `p_<class>` and per-branch `p_<branch>_<class>`."
-        paths = df[image_col].tolist()
-        images = cache.load(paths) if cache else np.stack([presize(p, self.cfg['cache_size']) for p in paths])
+        self.check_data(df, image_col, label_col)
+        if len(df) == 0: raise DatasetError("data: no rows to predict for")
+        images = presize_all(df[image_col].tolist(), self.cfg['cache_size'], cache)
         cats, conts = self.preproc.transform(df)
         fused, branches = self.predict_arrays(images, cats, conts)
         out = pd.DataFrame(fused, columns=[f'p_{c}' for c in self.classes], index=df.index)

@@ -1,0 +1,479 @@
+"""The bad-input catalogue (book/catalogue.md): one test per row.
+
+Each test feeds one kind of messy input a real export contains and checks what the user gets: a `DatasetError` /
+`ModelFileError` whose message names the file, column or row (and says how to fix it), or a documented recovery that
+happened *and* was announced in a warning. Never a bare traceback from inside torch, PIL or pandas.
+Everything is tiny (32-px images, a 60-image sample, an untrained resnet10t), so the file runs in seconds.
+"""
+import json, shutil, warnings
+from pathlib import Path
+
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+
+from jif_fastai.data import (DatasetError, MetaPreprocessor, read_table, load_pad_ufes20, load_isic2019,
+                             load_csv, kfold_splits, ISIC_CLASSES, PAD_CLASSES)
+from jif_fastai.dataloaders import ImageCache, ImageMetaDataLoaders, open_image, presize
+from jif_fastai.sample import make_sample
+
+SIZE = 32
+
+# ----------------------------------------------------------------------------------------------------------- helpers
+
+def _rgb(h=40, w=50, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+def _no_warnings(fn, *args, **kwargs):
+    "Call `fn` and fail if it warns."
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        return fn(*args, **kwargs)
+
+def _msg(excinfo) -> str: return str(excinfo.value)
+
+@pytest.fixture(scope='session')
+def pad_src(tmp_path_factory):
+    "A 60-image PAD-UFES-20-layout sample (10 per class, 32-px PNGs) to copy and damage."
+    return make_sample(tmp_path_factory.mktemp('pad') / 'src', n_images=60, size=SIZE, seed=0)
+
+@pytest.fixture
+def pad(pad_src, tmp_path):
+    "A private copy of the sample for one test."
+    return Path(shutil.copytree(pad_src, tmp_path / 'pad'))
+
+def read_meta(root): return pd.read_csv(root / 'metadata.csv', dtype=str, keep_default_na=False)
+def write_meta(root, df): df.to_csv(root / 'metadata.csv', index=False)
+
+def make_isic(root: Path, n: int = 16) -> Path:
+    "A tiny ISIC-2019 layout: ground truth (one-hot), metadata and `n` JPEGs."
+    (root / 'ISIC_2019_Training_Input').mkdir(parents=True)
+    ids = [f'ISIC_{i:07d}' for i in range(n)]
+    gt = pd.DataFrame(0.0, index=range(n), columns=ISIC_CLASSES + ['UNK'])
+    for i in range(n): gt.iloc[i, i % 2] = 1.0   # MEL / NV
+    gt.insert(0, 'image', ids)
+    gt.to_csv(root / 'ISIC_2019_Training_GroundTruth.csv', index=False)
+    pd.DataFrame({'image': ids, 'age_approx': [40 + i for i in range(n)], 'anatom_site_general': ['torso'] * n,
+                  'lesion_id': [f'L{i}' for i in range(n)], 'sex': ['male', 'female'] * (n // 2)}
+                 ).to_csv(root / 'ISIC_2019_Training_Metadata.csv', index=False)
+    for i in ids: Image.fromarray(_rgb(seed=len(i))).save(root / 'ISIC_2019_Training_Input' / f'{i}.jpg')
+    return root
+
+def make_csv(root: Path, rows: dict, name='my.csv') -> Path:
+    "A user CSV next to an `im/` folder holding the PNGs its `file` column names."
+    (root / 'im').mkdir(parents=True, exist_ok=True)
+    for f in rows['file']:
+        if isinstance(f, str) and f.startswith('im/'): Image.fromarray(_rgb()).save(root / f)
+    pd.DataFrame(rows).to_csv(root / name, index=False)
+    return root / name
+
+# ================================================================================================ images
+
+def test_image_missing_file(tmp_path):
+    with pytest.raises(DatasetError) as e: ImageCache(SIZE, tmp_path / 'c').load([tmp_path / 'nope.png'])
+    assert 'nope.png: image file not found' in _msg(e)
+
+def test_image_zero_byte(tmp_path):
+    (tmp_path / 'zero.png').write_bytes(b'')
+    with pytest.raises(DatasetError) as e: presize(tmp_path / 'zero.png', SIZE)
+    assert 'zero.png: image file is empty (0 bytes)' in _msg(e)
+
+@pytest.mark.parametrize('fmt', ['png', 'jpeg'])
+def test_image_truncated(tmp_path, fmt):
+    f = tmp_path / f'cut.{fmt}'
+    Image.fromarray(_rgb(200, 200)).save(f, format=fmt.upper())
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(DatasetError) as e: presize(f, SIZE)
+    assert f'cut.{fmt}: cannot be read as an image' in _msg(e) and 're-export it' in _msg(e)
+
+def test_image_not_an_image(tmp_path):
+    (tmp_path / 'notes.png').write_text('patient 12: see chart')
+    with pytest.raises(DatasetError) as e: presize(tmp_path / 'notes.png', SIZE)
+    assert 'notes.png: cannot be read as an image' in _msg(e)
+
+def test_image_rgba_opaque_is_lossless(tmp_path):
+    rgb = _rgb()
+    Image.fromarray(rgb).convert('RGBA').save(tmp_path / 'a.png')
+    np.testing.assert_array_equal(np.asarray(_no_warnings(open_image, tmp_path / 'a.png')), rgb)
+
+def test_image_rgba_transparent(tmp_path):
+    rgba = np.dstack([np.full((40, 50, 3), 200, np.uint8), np.full((40, 50), 255, np.uint8)])
+    rgba[:, :25, 3] = 0                                   # left half fully transparent
+    Image.fromarray(rgba, 'RGBA').save(tmp_path / 'cut_out.png')
+    with pytest.warns(UserWarning, match=r'1 image\(s\) have transparent pixels: composited onto black .*cut_out.png'):
+        im = np.asarray(open_image(tmp_path / 'cut_out.png'))
+    assert (im[:, :25] == 0).all() and (im[:, 25:] == 200).all()
+
+def test_image_16bit(tmp_path):
+    a16 = (np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) * 30)
+    Image.fromarray(a16).save(tmp_path / 'scan16.png')
+    with pytest.warns(UserWarning, match=r'16 bits per channel: reduced to 8 bits .*scan16.png'):
+        im = np.asarray(open_image(tmp_path / 'scan16.png'))
+    np.testing.assert_array_equal(im[..., 0], (a16 >> 8).astype(np.uint8))
+
+def test_image_greyscale(tmp_path):
+    g = _rgb()[..., 0]
+    Image.fromarray(g).save(tmp_path / 'grey.png')
+    im = np.asarray(_no_warnings(open_image, tmp_path / 'grey.png'))
+    assert im.shape == (40, 50, 3) and all((im[..., c] == g).all() for c in range(3))
+
+def test_image_palette(tmp_path):
+    p = Image.fromarray(_rgb()).convert('P')
+    p.save(tmp_path / 'pal.png')
+    np.testing.assert_array_equal(np.asarray(_no_warnings(open_image, tmp_path / 'pal.png')), np.asarray(p.convert('RGB')))
+
+def test_image_cmyk_jpeg(tmp_path):
+    Image.new('RGB', (40, 40), (200, 100, 50)).convert('CMYK').save(tmp_path / 'print.jpg', quality=95)
+    assert Image.open(tmp_path / 'print.jpg').mode == 'CMYK'
+    with pytest.warns(UserWarning, match=r'are CMYK: converted to RGB .*print.jpg'):
+        im = np.asarray(open_image(tmp_path / 'print.jpg'))
+    assert np.abs(im.reshape(-1, 3).mean(0) - [200, 100, 50]).max() < 8
+
+def test_image_exif_rotated(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8); arr[:, :20] = (255, 0, 0); arr[:, 20:] = (0, 0, 255)  # red | blue
+    im = Image.fromarray(arr); exif = im.getexif(); exif[0x0112] = 6                  # "rotate 90 deg clockwise"
+    im.save(tmp_path / 'phone.jpg', exif=exif, quality=95)
+    up = np.asarray(_no_warnings(open_image, tmp_path / 'phone.jpg')).astype(int)
+    assert up.shape == (40, 20, 3)                                                       # turned upright
+    assert up[:20, :, 0].mean() > 200 and up[20:, :, 2].mean() > 200                   # red on top, blue below
+
+def test_image_1x1_px(tmp_path):
+    Image.fromarray(np.array([[[10, 20, 30]]], np.uint8)).save(tmp_path / 'dot.png')
+    with pytest.warns(UserWarning, match=r'more than 4x smaller than the cache side: upscaled.*dot.png'):
+        a = presize(tmp_path / 'dot.png', SIZE)
+    assert a.shape == (3, SIZE, SIZE) and (a.reshape(3, -1).T == [10, 20, 30]).all()
+
+@pytest.mark.parametrize('fmt,shape', [('jpeg', (10_000, 10_000)), ('png', (10_000, 1_500))])
+def test_image_10000_px(tmp_path, fmt, shape):
+    f = tmp_path / f'scan.{fmt}'
+    Image.new('RGB', shape, (200, 100, 50)).save(f, format=fmt.upper(), **({'quality': 80} if fmt == 'jpeg' else {'compress_level': 1}))
+    a = _no_warnings(presize, f, SIZE)
+    assert a.shape == (3, SIZE, SIZE) and np.abs(a.reshape(3, -1).mean(1) - [200, 100, 50]).max() < 3
+
+def test_image_beyond_pixel_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1_000)   # stands in for a > 500-megapixel file
+    Image.fromarray(_rgb(100, 100)).save(tmp_path / 'bomb.png')
+    with pytest.raises(DatasetError) as e: presize(tmp_path / 'bomb.png', SIZE)
+    assert 'bomb.png: image is too large to decode safely' in _msg(e) and 'downscale it' in _msg(e)
+
+def test_image_many_bad_files_reported_together(tmp_path):
+    Image.fromarray(_rgb()).save(tmp_path / 'good.png')
+    (tmp_path / 'empty.png').write_bytes(b''); (tmp_path / 'text.png').write_text('x')
+    with pytest.raises(DatasetError) as e:
+        ImageCache(SIZE, tmp_path / 'c').load([tmp_path / n for n in ('good.png', 'empty.png', 'text.png', 'gone.png')])
+    m = _msg(e)
+    assert m.startswith('3 of 4 image(s) cannot be used') and all(n in m for n in ('empty.png', 'text.png', 'gone.png'))
+
+def test_image_conversions_summarised_once(tmp_path):
+    for i in range(5): Image.fromarray(np.full((2, 2), i * 9000, np.uint16)).save(tmp_path / f's{i}.png')
+    with pytest.warns(UserWarning) as rec:
+        ImageCache(SIZE, tmp_path / 'c').load([tmp_path / f's{i}.png' for i in range(5)])
+    msgs = [str(w.message) for w in rec]
+    assert sum('5 image(s) have 16 bits per channel' in m for m in msgs) == 1
+    assert sum('5 image(s) are more than 4x smaller' in m for m in msgs) == 1
+
+# ================================================================================================ metadata
+
+def test_missing_required_column(pad):
+    write_meta(pad, read_meta(pad).rename(columns={'age': 'Age'}))
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    m = _msg(e)
+    assert 'metadata.csv' in m and "missing column(s) ['age']" in m and "found 'Age' (names are case-sensitive)" in m
+
+def test_extra_columns_ignored(pad):
+    write_meta(pad, read_meta(pad).assign(notes='free text', **{'Unnamed: 0': range(60)}))
+    df, spec = _no_warnings(load_pad_ufes20, pad)
+    assert len(df) == 60 and 'notes' not in df.columns and 'notes' not in spec.meta_names
+
+def test_label_not_in_class_list(pad, tmp_path):
+    m = read_meta(pad); m.loc[7, 'diagnostic'] = 'MELANOMA'; m.loc[9, 'diagnostic'] = 'bcc'
+    write_meta(pad, m)
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    assert "label values ['MELANOMA', 'bcc'] are not among the classes" in _msg(e) and 'rows [7, 9]' in _msg(e)
+    assert 'case- and space-sensitive' in _msg(e)
+    csv = make_csv(tmp_path / 'u', {'file': ['im/a.png', 'im/b.png'], 'dx': ['MEL', 'SCC']})
+    with pytest.raises(DatasetError) as e: load_csv(csv, 'file', 'dx', classes=['MEL', 'NEV'])
+    assert "my.csv: label values ['SCC']" in _msg(e) and 'row [1]' in _msg(e)
+
+def test_label_blank(pad):
+    m = read_meta(pad); m.loc[3, 'diagnostic'] = ''
+    write_meta(pad, m)
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    assert 'metadata.csv: the label is blank in row [3]' in _msg(e)
+
+@pytest.mark.parametrize('token', ['', 'UNK', 'NaN', 'unknown', ' N/A '])
+def test_missing_token_in_categorical(pad, token):
+    m = read_meta(pad); m.loc[0, 'region'] = token
+    write_meta(pad, m)
+    df, spec = load_pad_ufes20(pad)
+    assert pd.isna(df.region[0])
+    cats, _ = MetaPreprocessor.from_spec(spec).fit(df).transform(df)
+    assert cats[0, spec.cat_names.index('region')] == 0               # the "unknown" slot
+
+@pytest.mark.parametrize('token', ['', 'UNK', 'NaN', 'nan'])
+def test_missing_token_in_numeric(pad, token):
+    m = read_meta(pad); m.loc[0, 'age'] = token
+    write_meta(pad, m)
+    df, spec = load_pad_ufes20(pad)
+    mp = MetaPreprocessor.from_spec(spec).fit(df)
+    cats, conts = mp.transform(df)
+    k = spec.cont_names.index('age')
+    assert pd.isna(df.age[0]) and cats[0, len(spec.cat_names) + k] == 2      # `age_na` indicator set
+    assert np.isclose(conts[0, k] * mp.stats['age']['std'] + mp.stats['age']['mean'], mp.stats['age']['median'], atol=1e-3)
+
+def test_numeric_column_with_text(pad):
+    m = read_meta(pad); m.loc[4, 'age'] = 'sixty'
+    write_meta(pad, m)
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    assert "metadata.csv: numeric column 'age' has non-numeric values ['sixty'] (row [4])" in _msg(e)
+
+def test_numeric_decimal_comma(pad):
+    m = read_meta(pad); m.loc[2, 'diameter_1'] = '7,5'
+    write_meta(pad, m)
+    with pytest.warns(UserWarning, match=r"numeric column 'diameter_1' uses a decimal comma \(e.g. '7,5'\)"):
+        df, _ = load_pad_ufes20(pad)
+    assert df.diameter_1[2] == 7.5
+
+@pytest.mark.parametrize('age', ['-5', '250', '1e20', 'inf'])
+def test_negative_or_absurd_age(pad, age):
+    m = read_meta(pad); m.loc[5, 'age'] = age
+    write_meta(pad, m)
+    df, spec = load_pad_ufes20(pad)
+    with pytest.warns(UserWarning, match=r"column 'age': 1 value\(s\) outside .* in row 5\) treated as missing"):
+        mp = MetaPreprocessor.from_spec(spec).fit(df)
+    cats, conts = mp.transform(df, warn=False)
+    assert cats[5, len(spec.cat_names) + spec.cont_names.index('age')] == 2 and np.isfinite(conts).all()
+    assert 0 < mp.stats['age']['mean'] < 120
+
+def test_category_seen_only_at_inference(pad):
+    df, spec = load_pad_ufes20(pad)
+    mp = MetaPreprocessor.from_spec(spec).fit(df)
+    new = df.iloc[:2].copy(); new['region'] = ['MARS', 'FACE']
+    with pytest.warns(UserWarning, match=r"column 'region': categories \['MARS'\] were not seen in training; encoded as unknown"):
+        cats, _ = mp.transform(new)
+    k = spec.cat_names.index('region')
+    assert cats[0, k] == 0 and cats[1, k] == mp.classes['region'].index('FACE') + 1
+
+def test_duplicated_image_ids_pad(pad):
+    m = read_meta(pad); write_meta(pad, pd.concat([m, m.iloc[[3]]], ignore_index=True))
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    assert f"metadata.csv: column 'img_id' repeats value(s) ['{m.img_id[3]}'] (rows [3, 60])" in _msg(e)
+
+def test_duplicated_image_ids_isic(tmp_path):
+    root = make_isic(tmp_path / 'isic')
+    md = pd.read_csv(root / 'ISIC_2019_Training_Metadata.csv')
+    pd.concat([md, md.iloc[[1]]]).to_csv(root / 'ISIC_2019_Training_Metadata.csv', index=False)
+    with pytest.raises(DatasetError) as e: load_isic2019(root)
+    assert "ISIC_2019_Training_Metadata.csv: column 'image' repeats value(s) ['ISIC_0000001']" in _msg(e)
+
+def test_duplicated_image_ids_csv(tmp_path):
+    csv = make_csv(tmp_path, {'file': ['im/a.png', 'im/b.png', 'im/a.png'], 'dx': ['MEL', 'NEV', 'MEL']})
+    with pytest.raises(DatasetError) as e: load_csv(csv, 'file', 'dx')
+    assert "my.csv: column 'file' repeats value(s) ['im/a.png'] (rows [0, 2])" in _msg(e)
+
+def test_rows_without_images(pad):
+    m = read_meta(pad); gone = [m.img_id[i] for i in (1, 2)]
+    for f in (pad / 'images').rglob('*.png'):
+        if f.name in gone: f.unlink()
+    with pytest.warns(UserWarning, match=rf"2 of 60 rows have no image file \(first: {gone[0]}, {gone[1]}\); these rows are dropped"):
+        df, _ = load_pad_ufes20(pad)
+    assert len(df) == 58 and not set(gone) & set(df.id)
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad, on_missing='raise')
+    assert '2 of 60 rows have no image file' in _msg(e)
+
+def test_images_without_rows(pad):
+    m = read_meta(pad); write_meta(pad, m.iloc[3:])
+    with pytest.warns(UserWarning, match=r"metadata.csv: 3 image file\(s\) have no metadata row and are not used"):
+        df, _ = load_pad_ufes20(pad)
+    assert len(df) == 57
+
+def test_same_image_name_in_two_folders(pad):
+    f = next((pad / 'images').rglob('*.png'))
+    (pad / 'images' / 'copy').mkdir(); shutil.copy(f, pad / 'images' / 'copy' / f.name)
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    assert f"1 image file name(s) occur in more than one sub-folder ({f.name} in" in _msg(e)
+
+def test_class_with_fewer_members_than_folds(pad):
+    df, _ = load_pad_ufes20(pad)
+    mel_groups = df[df.label == 'MEL'].group.unique()
+    df = df[(df.label != 'MEL') | df.group.isin(mel_groups[:2])]
+    with pytest.raises(DatasetError) as e: kfold_splits(df, 5)
+    assert "class(es) {'MEL': 2} have fewer groups (patients/lesions) than the 5 folds" in _msg(e) and 'use --folds <= 2' in _msg(e)
+
+def test_fewer_groups_than_folds(pad):
+    df, _ = load_pad_ufes20(pad)
+    with pytest.raises(DatasetError) as e: kfold_splits(df.assign(group=df.group.map(lambda g: hash(g) % 3)), 5)
+    assert 'only 3 groups (patients/lesions) for 5 folds; use --folds <= 3' in _msg(e)
+
+@pytest.mark.parametrize('content,expect', [(b'', 'the file is empty (0 bytes)'), (b'\n\n  \n', 'the file has only blank lines'),
+                                            (b'img_id,diagnostic\n', 'has a header but no rows')])
+def test_empty_csv(tmp_path, content, expect):
+    (tmp_path / 'metadata.csv').write_bytes(content)
+    with pytest.raises(DatasetError) as e: read_table(tmp_path / 'metadata.csv')
+    assert f"metadata.csv: {expect}" in _msg(e)
+
+@pytest.mark.parametrize('sep,bom', [(';', True), (';', False), (',', True), ('\t', False)])
+def test_csv_bom_or_separator(pad, sep, bom):
+    text = read_meta(pad).to_csv(index=False, sep=sep)
+    (pad / 'metadata.csv').write_bytes((b'\xef\xbb\xbf' if bom else b'') + text.encode())
+    df, _ = _no_warnings(load_pad_ufes20, pad)
+    assert len(df) == 60 and df.age.notna().any()
+
+def test_csv_windows_1252(tmp_path):
+    (tmp_path / 't.csv').write_bytes('file;site\nim/a.png;regi\xe3o \u20ac\n'.encode('cp1252'))
+    with pytest.warns(UserWarning, match=r't.csv: is not UTF-8 text; read as Windows-1252'):
+        df = read_table(tmp_path / 't.csv')
+    assert df.site[0] == 'regi\xe3o \u20ac'
+
+def test_csv_duplicate_header(tmp_path):
+    (tmp_path / 't.csv').write_text('img_id,age,age\nx.png,3,4\n')
+    with pytest.raises(DatasetError) as e: read_table(tmp_path / 't.csv')
+    assert "t.csv: column(s) ['age'] appear more than once in the header" in _msg(e)
+
+def test_csv_malformed_row(tmp_path):
+    (tmp_path / 't.csv').write_text('a,b\n1,2\n3,4,5,6\n')
+    with pytest.raises(DatasetError) as e: read_table(tmp_path / 't.csv')
+    assert "t.csv: cannot be parsed as CSV with separator ','" in _msg(e) and 'line 3' in _msg(e)
+
+def test_csv_trailing_empty_rows(pad):
+    text = read_meta(pad).to_csv(index=False, sep=';') + ';' * 25 + '\n' + ';' * 25 + '\n'
+    (pad / 'metadata.csv').write_text(text)
+    with pytest.warns(UserWarning, match=r'metadata.csv: 2 completely empty row\(s\) \(rows \[60, 61\]\) skipped'):
+        df, _ = load_pad_ufes20(pad)
+    assert len(df) == 60
+
+def test_image_folder_missing(pad):
+    shutil.rmtree(pad / 'images')
+    with pytest.raises(DatasetError) as e: load_pad_ufes20(pad)
+    assert 'images: image folder not found' in _msg(e)
+
+def test_isic_ground_truth_not_one_hot(tmp_path):
+    root = make_isic(tmp_path / 'isic')
+    gt = pd.read_csv(root / 'ISIC_2019_Training_GroundTruth.csv'); gt.loc[4, 'BCC'] = 1.0
+    gt.to_csv(root / 'ISIC_2019_Training_GroundTruth.csv', index=False)
+    with pytest.raises(DatasetError) as e: load_isic2019(root)
+    assert 'ISIC_2019_Training_GroundTruth.csv: row [4] are not one-hot' in _msg(e)
+
+def test_data_labels_outside_spec_classes(pad):
+    df, spec = load_pad_ufes20(pad)
+    df.loc[0, 'label'] = 'UNK'
+    with pytest.raises(DatasetError) as e:
+        ImageMetaDataLoaders.from_df(df, spec, valid_idx=np.arange(10), size=SIZE, images=np.zeros((60, 3, 36, 36), np.uint8), device='cpu')
+    assert "data frame: label values ['UNK'] are not among the classes" in _msg(e)
+
+# ================================================================================================ model files
+
+@pytest.fixture(scope='module')
+def model_dir(pad_src, tmp_path_factory):
+    "An untrained resnet10t JIF-MMFA (32 px) saved with save_model."
+    from jif_fastai.learner import jif_learner, save_model
+    df, spec = load_pad_ufes20(pad_src)
+    tr, va = kfold_splits(df, 3, seed=0)[0]
+    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=va, train_idx=tr, size=SIZE, bs=8, device='cpu',
+                                       cache_dir=tmp_path_factory.mktemp('cache'), seed=0)
+    learn = jif_learner(dls, 'resnet10t', pretrained=False)
+    return save_model(learn, tmp_path_factory.mktemp('models') / 'm')
+
+@pytest.fixture
+def model_copy(model_dir, tmp_path):
+    return Path(shutil.copytree(model_dir, tmp_path / 'm'))
+
+def test_model_truncated(model_copy):
+    from jif_fastai.learner import load_model, ModelFileError
+    w = model_copy / 'model.safetensors'; w.write_bytes(w.read_bytes()[:5000])
+    with pytest.raises(ModelFileError) as e: load_model(model_copy)
+    assert 'model.safetensors: checksum differs from the one in config.json (file truncated' in _msg(e)
+
+EDITS = {
+    'json_syntax': (lambda c: None, 'not valid JSON'),
+    'backbone': (lambda c: c['model'].update(backbone='resnet18'), 'does not describe the weights'),
+    'fusion': (lambda c: c['model'].update(fusion='concat'), 'does not describe the weights'),
+    'unknown_backbone': (lambda c: c['model'].update(backbone='resnet10t_typo'), "Unknown timm backbone 'resnet10t_typo'"),
+    'class_count': (lambda c: c['classes'].append('XYZ'), 'does not describe the weights'),
+    'class_repeated': (lambda c: c['classes'].__setitem__(1, c['classes'][0]), "'classes' must be a non-empty list of distinct names"),
+    'category_removed': (lambda c: c['preproc']['classes']['region'].pop(), 'does not describe the weights'),
+    'size_text': (lambda c: c.update(size='32'), "'size' must be a positive integer"),
+    'decision_weights': (lambda c: c['decision_weights'].pop(), 'decision weights for the branches'),
+    'preproc_missing': (lambda c: c.pop('preproc'), "KeyError: 'preproc'"),
+    'format': (lambda c: c.update(format='other/1'), 'not a jif_fastai-model/1 config'),
+}
+
+@pytest.mark.parametrize('edit', list(EDITS))
+def test_model_edited_config(model_copy, edit):
+    from jif_fastai.learner import load_model, ModelFileError
+    fn, expect = EDITS[edit]
+    cf = model_copy / 'config.json'
+    if edit == 'json_syntax': cf.write_text(cf.read_text()[:-20])
+    else:
+        cfg = json.loads(cf.read_text()); fn(cfg); cf.write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError) as e: load_model(model_copy)
+    assert 'config.json' in _msg(e) and expect in _msg(e)
+
+def test_model_folder_missing_or_pickle_only(tmp_path):
+    from jif_fastai.learner import load_model, ModelFileError
+    with pytest.raises(ModelFileError) as e: load_model(tmp_path / 'nowhere')
+    assert 'nowhere: model folder not found' in _msg(e)
+    (tmp_path / 'old').mkdir(); (tmp_path / 'old' / 'export.pkl').write_bytes(b'\x80\x04N.')
+    with pytest.raises(ModelFileError) as e: load_model(tmp_path / 'old')
+    assert "['export.pkl'] look like pickled models, which are never loaded" in _msg(e)
+
+def test_model_class_list_mismatch_with_data(model_dir, pad_src):
+    from jif_fastai.learner import load_model
+    pred = load_model(model_dir)
+    df, spec = load_pad_ufes20(pad_src)
+    with pytest.raises(DatasetError) as e: pred.check_data(df, classes=ISIC_CLASSES)
+    assert 'data: classes' in _msg(e) and 'differ from those of the model in' in _msg(e) and str(PAD_CLASSES) in _msg(e)
+    with pytest.raises(DatasetError) as e: pred.check_data(df, classes=PAD_CLASSES[::-1])
+    assert 'same names, other order' in _msg(e)
+    with pytest.raises(DatasetError) as e: pred.predict_df(df.iloc[:4].assign(label=['NV', 'NV', 'MEL', 'BKL']), label_col='label')
+    assert "labels ['BKL', 'NV'] in column 'label' (3 rows) are not classes of the model" in _msg(e)
+
+def test_model_metadata_columns_missing_at_prediction(model_dir, pad_src):
+    from jif_fastai.learner import load_model
+    df, _ = load_pad_ufes20(pad_src)
+    with pytest.raises(DatasetError) as e: load_model(model_dir).predict_df(df.iloc[:2].drop(columns=['age', 'region']))
+    assert "data: missing column(s) ['region', 'age']" in _msg(e)
+
+def test_model_prediction_image_unreadable(model_dir, pad_src, tmp_path):
+    from jif_fastai.learner import load_model
+    df, _ = load_pad_ufes20(pad_src)
+    (tmp_path / 'bad.png').write_text('x')
+    with pytest.raises(DatasetError) as e: load_model(model_dir).predict_df(df.iloc[:2].assign(image=[df.image[0], tmp_path / 'bad.png']))
+    assert '1 of 2 image(s) cannot be used' in _msg(e) and 'bad.png: cannot be read as an image' in _msg(e)
+
+# ================================================================================================ training setup
+
+def test_unknown_backbone(pad_src):
+    from jif_fastai.learner import jif_learner
+    df, spec = load_pad_ufes20(pad_src)
+    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=np.arange(0, 60, 4), size=SIZE, device='cpu',
+                                       images=np.zeros((60, 3, 36, 36), np.uint8))
+    with pytest.raises(ValueError, match=r"Unknown timm backbone 'resnet50x'; did you mean one of"):
+        jif_learner(dls, 'resnet50x', pretrained=False)
+
+# ================================================================================================ command line
+
+CLI_CASES = {   # row -> (arguments, what the one-line error must say)
+    'unknown_backbone': (['--backbone', 'resnet51'], "Unknown timm backbone 'resnet51'; did you mean one of ['resnet51q', 'resnet50'"),
+    'conflicting_flags': (['--dataset', 'pad-ufes-20', '--split', 'official'], '--split official needs --dataset derm7pt'),
+    'unwritable_output': (['--out', '{tmp}/a_file/run'], '/a_file/run: cannot write there (Not a directory)'),
+}
+
+@pytest.fixture(scope='module')
+def cli_runs(tmp_path_factory):
+    "Run `jif-fastai train` with each bad argument set, all at once (each is a fresh Python process)."
+    import os, subprocess, sys
+    exe = Path(sys.executable).parent / 'jif-fastai'
+    if not exe.exists(): pytest.skip(f'{exe} not installed')
+    tmp = tmp_path_factory.mktemp('cli'); (tmp / 'a_file').write_text('not a folder')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    procs = {k: subprocess.Popen([str(exe), 'train', *[a.format(tmp=tmp) for a in args]], cwd=tmp, env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k, (args, _) in CLI_CASES.items()}
+    return {k: (p.wait(120), *p.communicate()) for k, p in procs.items()}, tmp
+
+@pytest.mark.parametrize('case', list(CLI_CASES))
+def test_cli_bad_arguments(cli_runs, case):
+    runs, tmp = cli_runs
+    code, out, err = runs[case]
+    assert code == 2 and err.startswith('jif-fastai train: error: ') and CLI_CASES[case][1] in err, (code, err[-2000:])
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err       # one clear line, no traceback
+    assert not (tmp / 'runs').exists()                                         # refused before anything was written
