@@ -16,7 +16,8 @@ from fastai.layers import LinBnDrop, Embedding
 from fastai.tabular.model import emb_sz_rule
 
 # %% auto #0
-__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'ImageEncoder', 'NoImageEncoder', 'MetaEncoder']
+__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'ImageEncoder',
+           'NoImageEncoder', 'MetaEncoder']
 
 # %% ../nbs/03_encoders.ipynb #be9b9fb2
 PAPER_BACKBONES = ('densenet121', 'mobilenetv2_100', 'resnet50', 'efficientnet_b3', 'legacy_xception')
@@ -44,6 +45,9 @@ def load_backbone_weights(model:nn.Module, weights_file:str|Path) -> nn.Module:
     return model
 
 # %% ../nbs/03_encoders.ipynb #1b19a01f
+class WeightsUnavailableError(RuntimeError):
+    "Pretrained backbone weights could not be downloaded or loaded."
+
 class ImageEncoder(nn.Module):
     "A timm backbone without classifier: image (B,3,S,S) -> feature map (B,C,h,w) -> pooled (B,C)."
     def __init__(self,
@@ -66,8 +70,8 @@ class ImageEncoder(nn.Module):
         if not pretrained: return timm.create_model(backbone, pretrained=False, num_classes=0, **kwargs)
         try: return timm.create_model(backbone, pretrained=True, num_classes=0, **kwargs)
         except Exception as e:
-            raise RuntimeError(f"Could not load pretrained weights for {backbone!r} ({type(e).__name__}: {e}). "
-                "If this machine is offline, pass `pretrained=False` (random init) or `weights_file=PATH` "
+            raise WeightsUnavailableError(f"Could not load pretrained weights for {backbone!r} ({type(e).__name__}: {e}). "
+                "If this machine is offline, pass `pretrained=False` (CLI: --no-pretrained; random init) or `weights_file=PATH` "
                 "(a timm state dict .safetensors/.pth downloaded elsewhere).") from e
 
     @property

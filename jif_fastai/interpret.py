@@ -345,7 +345,7 @@ def save_fold_pictures(learn:Learner, # a trained `jif_learner`
         if n_cam or hasattr(getattr(m, 'fusion', None), 'attn_weights'):
             b = learn.dls.valid.one_batch()
             if hasattr(getattr(m, 'fusion', None), 'attn_weights'): paths.append(_save(plot_attention(m, b), out/'attention.png'))
-            k = min(n_cam, len(b[0]))
+            k = min(n_cam, len(b[0])) if getattr(m.img_encoder, 'num_features', 1) else 0   # no Grad-CAM without an image backbone
             if k:
                 branch = 'joint' if 'joint' in m.branches else m.branches[0]
                 fig = plot_grad_cam(m, b[0][:k], b[1][:k], b[2][:k], branch=branch, targs=b[3][:k], classes=classes)

@@ -89,7 +89,7 @@ def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
     "A fastai `Learner` for a JIF model on `dls`, with loss, metrics and splitter set."
     if opt not in OPTIMIZERS: raise ValueError(f"opt must be one of {list(OPTIMIZERS)}, not {opt!r}")
     model = create_model(backbone, dls.cat_cards, dls.n_cont, len(dls.vocab), fusion=fusion, structure=structure, **kwargs)
-    loss = model.loss_func(weight=dls.class_weights if class_weighted else None)
+    loss = model.loss_func(weight=dls.class_weights if class_weighted else None).to(dls.device)  # class weights live on the device
     learn = Learner(dls, model, loss_func=loss, opt_func=OPTIMIZERS[opt], wd=wd, splitter=jif_splitter, cbs=cbs,
                     metrics=ifnone(metrics, jif_metrics(model.branches, model.structure.decision_weights)), path=ifnone(path, '.'))
     learn.model_config = dict(backbone=backbone, fusion=fusion, structure=structure, **{k: v for k, v in kwargs.items() if k not in ('pretrained', 'weights_file')})
@@ -103,7 +103,7 @@ def fit_cosine(self:Learner, n_epoch:int, # epochs
     "The paper's schedule: cosine annealing of the learning rate from `lr` to ~0 over `n_epoch`."
     return self.fit_flat_cos(n_epoch, lr, pct_start=0., **kwargs)
 
-# %% ../nbs/07_learner.ipynb #866f9c71
+# %% ../nbs/07_learner.ipynb #dc26f81f
 def quick_compare(dls, # DataLoaders to train and validate on
                   setups:dict, # name -> jif_learner kwargs
                   epochs:int=5, lr:float=3e-3, seeds=(0,), **kwargs) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def quick_compare(dls, # DataLoaders to train and validate on
             rows.append(dict(setup=name, seed=s, **dict(zip(learn.recorder.metric_names[2:-1], learn.recorder.values[-1][1:]))))
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_learner.ipynb #ecb3306d
+# %% ../nbs/07_learner.ipynb #0bb7c426
 class JIFInterpretation(ClassificationInterpretation):
     "`ClassificationInterpretation` whose `plot_top_losses` shows image, metadata, target/prediction and loss."
     def plot_top_losses(self, k:int=9, # number of items
@@ -132,7 +132,7 @@ class JIFInterpretation(ClassificationInterpretation):
                   for t, d, l, p in zip(targs, decoded, losses, probs)]
         return show_image_meta(items, self.dl.preproc, titles=titles, ncols=ncols, **kwargs)
 
-# %% ../nbs/07_learner.ipynb #fe8bc332
+# %% ../nbs/07_learner.ipynb #713a1a25
 FORMAT = 'jif_fastai-model/1'
 
 def _sha256(path:Path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -257,7 +257,7 @@ class JIFPredictor:
         "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, from presized images and encoded metadata."
         outs = []
         for i in range(0, len(images), bs):
-            x = image_batch(images[i:i+bs], self.cfg['size'], self.device)
+            x = image_batch(images[i:i+bs], self.cfg['size'], self.device).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
             outs.append(self.model(x, torch.from_numpy(cats[i:i+bs]).to(self.device), torch.from_numpy(conts[i:i+bs]).to(self.device)).float().cpu())
         logits = torch.cat(outs)
         return fuse_probs(logits, self.cfg['decision_weights']).numpy(), branch_probs(logits).numpy()

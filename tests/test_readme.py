@@ -6,7 +6,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_readme_usage_runs(tmp_path, monkeypatch):
     nb = json.loads((REPO/'nbs'/'index.ipynb').read_text())
-    code = next(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
+    code = next(src for c in nb['cells'] if c['cell_type'] == 'code' and 'load_pad_ufes20' in (src := ''.join(c['source'])))
     for old, new in [("'resnet50',", "'resnet10t', pretrained=False,"), ('size=224', 'size=32'), ('fit_cosine(100', 'fit_cosine(1'),
                      ("sample_root()", "sample_root(n_images=60, size=48, cache=TMP)"),
                      ("'lesion.png'", "df.image[0]")]:

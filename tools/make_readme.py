@@ -9,6 +9,7 @@ for c in nb['cells']:
     src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
     if c['cell_type'] == 'markdown': parts.append(src.strip())
     elif c['cell_type'] == 'code':
+        if re.search(r'^\s*#\s*\|\s*(hide|colab)\b', src, flags=re.M): continue   # hidden / Colab-only cells
         code = re.sub(r'^\s*#\s*\|.*\n?', '', src, flags=re.M).strip()
         if code: parts.append(f'```python\n{code}\n```')
 text = '<!-- Generated from nbs/index.ipynb by tools/make_readme.py; edit the notebook, not this file. -->\n\n' + '\n\n'.join(parts) + '\n'
