@@ -232,3 +232,14 @@ def test_add_colab_idempotent(tmp_path):
     assert ac.process(q) is True
     srcs = [''.join(c['source']) for c in json.loads(q.read_text())['cells']]
     assert 'nbs/06_new.ipynb' in srcs[1] and sum('colab-badge' in s for s in srcs) == 1
+
+def test_strip_directives_renders_progress_bars():
+    "fastprogress's text mode (\\r-rewritten bars) is reduced to what a terminal shows: the metrics table."
+    sd = _load_tool('strip_directives')
+    text = ('█\repoch     train_loss  time\n█\r\rEpoch 1/2 : |------| 0.00% [0/7 00:00<?]\rEpoch 1/2 : |██████| 100.00% [7/7 00:01<00:00]'
+            '\rEpoch 1/2 :      \r0         3.28        00:01\n')
+    cell = {'cell_type': 'code', 'source': 'learn.fit(2)', 'metadata': {}, 'outputs': [
+        {'output_type': 'stream', 'name': 'stdout', 'text': text},
+        {'output_type': 'stream', 'name': 'stdout', 'text': '█\r\rEpoch 1/2 : |--| 0.00% [0/3 00:00<?]\r'}]}
+    out = sd.process_cell(cell)['outputs']
+    assert len(out) == 1 and out[0]['text'] == 'epoch     train_loss  time\n0         3.28        00:01\n'

@@ -72,6 +72,13 @@ def drop_breaks(md:str) -> str:
         out.append(line); prev = line if line else prev
     return ''.join(out).lstrip('\n')
 
+_re_bar_only = re.compile(r'^\s*(█\s*)*$|^\s*Epoch \d+/\d+ :.*$|^.*\|[█-]+\| [\d.]+% \[.*$')
+
+def render_progress(text:str) -> str:
+    "What a terminal would leave of fastprogress's text output: last state of each `\\r`-rewritten line, bars dropped."
+    lines = [line.split('\r')[-1].rstrip() for line in text.split('\n')]
+    return '\n'.join(l for l in lines if not _re_bar_only.match(l)) + ('\n' if text.endswith('\n') else '')
+
 def process_cell(cell:dict) -> dict:
     "Convert one cell in place (idempotent)."
     if cell['cell_type'] == 'markdown':
@@ -85,6 +92,10 @@ def process_cell(cell:dict) -> dict:
         md = cell.setdefault('metadata', {})
         md['tags'] = sorted(set(md.get('tags', [])) | tags)
     cell['source'] = body
+    for out in cell.get('outputs', []):
+        if out.get('output_type') == 'stream' and '\r' in _src(dict(source=out['text'])):
+            out['text'] = render_progress(_src(dict(source=out['text'])))
+    cell['outputs'] = [o for o in cell.get('outputs', []) if not (o.get('output_type') == 'stream' and not _src(dict(source=o['text'])).strip())]
     for out in cell.get('outputs', []):
         md = out.get('data', {}).get('text/markdown')
         if md is not None: out['data']['text/markdown'] = drop_breaks(''.join(md) if isinstance(md, list) else md)
