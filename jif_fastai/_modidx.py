@@ -435,4 +435,5 @@ d = { 'settings': { 'branch': 'main',
                                        'jif_fastai.structures.late_structure': ('jif.html#late_structure', 'jif_fastai/structures.py'),
                                        'jif_fastai.structures.meta_structure': ('jif.html#meta_structure', 'jif_fastai/structures.py'),
                                        'jif_fastai.structures.register_structure': ( 'jif.html#register_structure',
-                                                                                     'jif_fastai/structures.py')}}}
+                                                                                     'jif_fastai/structures.py'),
+                                       'jif_fastai.structures.weighted_vote': ('jif.html#weighted_vote', 'jif_fastai/structures.py')}}}

@@ -25,7 +25,7 @@ from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, loa
 from .dataloaders import ImageMetaDataLoaders, ImageCache
 from .encoders import check_backbone
 from .fusion import FUSIONS
-from .structures import STRUCTURES, JIFLoss, get_structure, jif_splitter
+from .structures import STRUCTURES, JIFLoss, get_structure, jif_splitter, weighted_vote
 from .learner import (jif_learner, save_model, load_model, atomic_write, balanced_accuracy, accuracy,
                                 macro_auc, OPTIMIZERS)
 from .sample import sample_root
@@ -91,8 +91,7 @@ METRICS = {'bal_acc': balanced_accuracy, 'accuracy': accuracy, 'auc': macro_auc}
 def fuse(probs:np.ndarray, # (N,K,C) per-branch probabilities
          weights) -> np.ndarray: # (K,) decision weights (normalised here)
     "Decision fusion of per-branch probabilities: (N,K,C) -> (N,C)."
-    w = np.asarray(weights, np.float64); w = w / w.sum()
-    return np.einsum('nkc,k->nc', probs, w)
+    return weighted_vote(torch.as_tensor(probs, dtype=torch.float64), weights).numpy()
 
 def scores(y:np.ndarray, # (N,) class indices
            p:np.ndarray, # (N,C) probabilities

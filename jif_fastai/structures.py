@@ -19,8 +19,8 @@ from . import baselines as _baselines  # registers 'concat', 'metanet', 'metablo
 
 # %% auto #0
 __all__ = ['BRANCHES', 'BRANCH_FEATURES', 'STRUCTURES', 'Structure', 'register_structure', 'get_structure', 'jif_structure',
-           'jf_structure', 'late_structure', 'image_structure', 'meta_structure', 'branch_probs', 'fuse_probs',
-           'JIFLoss', 'JIFModel', 'jif_splitter', 'create_model']
+           'jf_structure', 'late_structure', 'image_structure', 'meta_structure', 'branch_probs', 'weighted_vote',
+           'fuse_probs', 'JIFLoss', 'JIFModel', 'jif_splitter', 'create_model']
 
 # %% ../nbs/05_jif.ipynb #f4663d17
 BRANCHES = ('joint', 'image', 'meta')
@@ -92,12 +92,16 @@ def branch_probs(logits:Tensor) -> Tensor:
     "Per-branch class probabilities: (B,K,C) logits -> (B,K,C) float32 softmax over classes (also for fp16/bf16 logits)."
     return logits.float().softmax(-1)
 
+def weighted_vote(probs:Tensor, weights:Sequence|Tensor=None) -> Tensor:
+    "Decision fusion of per-branch probabilities: (B,K,C) -> (B,C) = sum_k w_k p_k, weights normalised (default equal)."
+    K = probs.shape[1]
+    w = torch.as_tensor(ifnone(weights, [1.]*K), dtype=probs.dtype, device=probs.device)
+    if w.shape != (K,): raise ValueError(f"got {w.numel()} decision weights for {K} branches")
+    return (probs * (w / w.sum())[None, :, None]).sum(1)  # (B,K,C) * (1,K,1) -> (B,C)
+
 def fuse_probs(logits:Tensor, weights:Sequence|Tensor=None) -> Tensor:
     "Decision fusion: (B,K,C) logits -> (B,C) = sum_k w_k softmax(logits_k), weights normalised (default equal)."
-    K = logits.shape[1]
-    w = torch.as_tensor(ifnone(weights, [1.]*K), dtype=torch.float32, device=logits.device)
-    if w.shape != (K,): raise ValueError(f"got {w.numel()} decision weights for {K} branches")
-    return (branch_probs(logits) * (w / w.sum())[None, :, None]).sum(1)  # (B,K,C) * (1,K,1) -> (B,C)
+    return weighted_vote(branch_probs(logits), weights)
 
 # %% ../nbs/05_jif.ipynb #1bd15840
 class JIFLoss(nn.Module):

@@ -16,7 +16,7 @@ Each notebook is made to open with
 Running it again updates both cells in place (e.g. after a rename) and never duplicates them. Notebooks are
 written the way nbdev writes them; run ``nbdev-clean`` afterwards as usual.
 """
-import json, re, secrets, sys
+import hashlib, json, re, secrets, sys
 from pathlib import Path
 
 REPO = 'jif-fastai/jif_fastai'
@@ -53,8 +53,9 @@ def add_colab(nb:dict, name:str) -> dict:
     def new_id():
         while (i := secrets.token_hex(4)) in used: pass
         used.add(i); return i
-    badge = {'cell_type': 'markdown', 'id': ids['badge'] or new_id(), 'metadata': {}, 'source': _lines(badge_src(name))}
-    install = {'cell_type': 'code', 'execution_count': None, 'id': ids['install'] or new_id(), 'metadata': {},
+    stable = lambda kind: (i if (i := hashlib.sha1(f'{name}:{kind}'.encode()).hexdigest()[:8]) not in used else new_id())
+    badge = {'cell_type': 'markdown', 'id': ids['badge'] or stable('colab-badge'), 'metadata': {}, 'source': _lines(badge_src(name))}
+    install = {'cell_type': 'code', 'execution_count': None, 'id': ids['install'] or stable('colab-install'), 'metadata': {},
                'outputs': [], 'source': _lines(INSTALL_SRC)}
     # the badge goes right below the title cell: nbdev reads the title/description from the *first* markdown cell
     first_md = next((i for i, c in enumerate(cells) if c['cell_type'] == 'markdown'), None)
