@@ -6,8 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/bench.html.md"""
 
 # %% ../nbs/11_bench.ipynb #2aef2720
 from __future__ import annotations
-import gc, json, math, multiprocessing as mp, os, platform, shutil, statistics, tempfile, time, uuid, warnings
-from concurrent.futures import ProcessPoolExecutor
+import gc, json, math, os, platform, shutil, statistics, tempfile, time, warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -42,15 +41,6 @@ __all__ = ['FIXES', 'SECTIONS', 'TINY', 'TARGETS', 'ROWS', 'bench_sample', 'sync
            'raw_png_dls', 'bench_inference', 'run_bench', 'format_table', 'estimate_memory', 'bench', 'markdown_table']
 
 # %% ../nbs/11_bench.ipynb #72729d18
-def _render_one(job:tuple):
-    "Render and save one sample image (worker of `bench_sample`)."
-    i, pid, lid, fitz, cls, img_id, w, h, rgba, root, seed = job
-    p = int(pid[4:])
-    skin = S.skin_tone(fitz, np.random.default_rng([seed, 2, p]))          # per patient
-    look = S.lesion_look(cls, np.random.default_rng([seed, 3, int(lid)]))  # per lesion
-    arr = S.render_lesion(h, w, skin, look, np.random.default_rng([seed, 4, i]))
-    S._save_png(arr, Path(root)/'images'/f'imgs_part_{S.image_part(p)}'/img_id, rgba)
-
 def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
                  full_size:bool=True, # ~1 MP PNGs like the real photos
                  size:int=128, # long side when not `full_size`
@@ -59,31 +49,8 @@ def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
                  n_workers:int=None, # processes (default: all cores)
                  cache:Path=None, # cache folder (default `jif_fastai.sample.cache_dir()`)
                 ) -> Path:
-    "Root of the `make_sample` dataset with these parameters, generated in parallel if not cached."
-    root = Path(cache or S.cache_dir())/S.sample_name(n_images, size, seed, full_size, rgba_frac)
-    if S.is_complete(root): return root
-    n_workers = ifnone(n_workers, os.cpu_count() or 1)
-    if n_workers <= 1 or 'fork' not in mp.get_all_start_methods():
-        return S.sample_root(n_images, size, seed, full_size, rgba_frac, cache=cache)
-    if root.exists(): shutil.rmtree(root)  # incomplete leftover inside the cache
-    tmp = root.with_name(f'.{root.name}.tmp-{uuid.uuid4().hex[:8]}')
-    try:
-        tmp.mkdir(parents=True)
-        df = S.sample_metadata(n_images, seed)
-        rng = np.random.default_rng([seed, 1])  # exactly as `make_sample` draws sizes and RGBA flags
-        sizes, rgba = S._image_sizes(len(df), size, full_size, rng), rng.random(len(df)) < rgba_frac
-        for k in (1, 2, 3): (tmp/'images'/f'imgs_part_{k}').mkdir(parents=True, exist_ok=True)
-        cols = df[['patient_id', 'lesion_id', 'fitspatrick', 'diagnostic', 'img_id']].itertuples(index=False)
-        jobs = [(i, *r, int(sizes[i, 0]), int(sizes[i, 1]), bool(rgba[i]), str(tmp), seed) for i, r in enumerate(cols)]
-        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context('fork')) as ex:
-            list(ex.map(_render_one, jobs, chunksize=max(1, len(jobs)//(8*n_workers))))
-        df.to_csv(tmp/'metadata.csv', index=False, lineterminator='\n')
-        params = dict(n_images=n_images, size=size, seed=seed, full_size=full_size, rgba_frac=rgba_frac)
-        (tmp/S.MARKER).write_text(json.dumps(dict(generator=S.GEN_VERSION, **params)))
-        S._move_into_place(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    return root
+    "Root of the cached `make_sample` dataset with these parameters, rendered on all cores if not cached."
+    return S.sample_root(n_images, size, seed, full_size, rgba_frac, cache=cache, n_workers=ifnone(n_workers, os.cpu_count() or 1))
 
 # %% ../nbs/11_bench.ipynb #5b4b62a9
 def sync(device):
