@@ -29,7 +29,7 @@ from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
 from . import sample as S
 from .data import load_pad_ufes20, kfold_splits, DatasetError
-from .dataloaders import ImageCache, ImageMetaDataLoaders, ImageMetaDL, image_batch, dermo_aug
+from .dataloaders import ImageCache, ImageMetaDataLoaders, ImageMetaDL, image_batch, dermo_aug, default_cache_size
 from .structures import create_model
 from .learner import jif_learner, save_model, load_model
 
@@ -496,7 +496,7 @@ def run_bench(backbone:str='resnet50', # timm backbone
         gen_s = time.perf_counter() - t
         df, spec = load_pad_ufes20(root)
         train_idx, valid_idx = _split(df, folds, seed)
-        cache_size = int(round(size * 8 / 7))
+        cache_size = default_cache_size(size)
         cache = ImageCache(cache_size, Path(cache_dir) if cache_dir else tmp/'cache')
         paths = df.image.tolist()
         cold = not cache.key(paths[0]).exists()

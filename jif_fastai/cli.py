@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #ed057da7
 from __future__ import annotations
-import argparse, importlib, json, os, sys, tempfile, warnings
+import argparse, importlib, json, sys, tempfile, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai import noise
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +15,7 @@ from fastcore.script import call_parse, anno_parser
 import jif_fastai
 from .data import DatasetError, read_table
 from .encoders import WeightsUnavailableError
-from .learner import load_model, ModelFileError
+from .learner import load_model, ModelFileError, OPTIMIZERS
 from .sample import make_sample
 from .cv import DATASETS, SPLITS, SCHEDULES, LOSS_WEIGHTINGS, RunConfigError, run_cv, run_grid, check_choices
 
@@ -98,7 +98,7 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           bs:int=None, # batch size (default 32)
           lr:float=None, # peak learning rate (default: 3e-3 adam on the sample, 1e-2 sgd otherwise)
           schedule:Choice('learning-rate schedule (default: one-cycle on the sample, cosine otherwise)', SCHEDULES)=None,
-          opt:Choice('optimiser (default: adam on the sample, sgd otherwise)', ['adam', 'sgd'])=None,
+          opt:Choice('optimiser (default: adam on the sample, sgd otherwise)', list(OPTIMIZERS))=None,
           size:int=None, # image side in pixels (default: 64 on the sample, 224 otherwise)
           pretrained:Flag('ImageNet weights for the backbone (default: no on the sample, yes otherwise)')=None,
           split:Choice("'kfold' (grouped, stratified) or 'official' (derm7pt: train on train, pick on valid, report on test)", SPLITS)='kfold',

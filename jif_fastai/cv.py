@@ -15,14 +15,14 @@ from fastcore.basics import ifnone, listify
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
-from fastai.torch_core import set_seed, default_device
+from fastai.torch_core import set_seed
 from fastprogress.fastprogress import master_bar, progress_bar, MasterBar, IN_NOTEBOOK
 import sys
 import matplotlib.pyplot as plt
 import jif_fastai
 from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_csv,
                              kfold_splits, official_splits)
-from .dataloaders import ImageMetaDataLoaders, ImageCache
+from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size
 from .encoders import check_backbone
 from .fusion import FUSIONS
 from .structures import STRUCTURES, JIFLoss, get_structure, jif_splitter, weighted_vote
@@ -495,7 +495,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
     out = check_run_dir(out_dir, cfg)
     todo = [k for k in range(len(plan)) if not fold_done(out, k)]
     if todo:
-        images = ImageCache(int(round(size * 8 / 7)), cache_dir).load(df[spec.image].tolist())
+        images = ImageCache(default_cache_size(size), cache_dir).load(df[spec.image].tolist())
         fold_pics, _ = _pictures() if pictures else (None, None)
         mb = fold_bar(todo) if progress else None
         for k in (mb if mb else todo):

@@ -447,8 +447,7 @@ class MetaPreprocessor:
         cats = []
         for c in self.cat_names:
             v = clean_categorical(df[c])
-            lookup = {k: i + 1 for i, k in enumerate(self.classes[c])}
-            codes = v.map(lambda x: lookup.get(x, 0) if isinstance(x, str) else 0).to_numpy(np.int64)
+            codes = pd.Categorical(v, categories=self.classes[c]).codes.astype(np.int64) + 1  # unseen / missing -> 0
             unseen = v.notna() & (codes == 0)
             if unseen.any() and warn:
                 warnings.warn(f"column {c!r}: categories {sorted(v[unseen].unique())[:5]} were not seen in training; "

@@ -25,8 +25,8 @@ from .data import DatasetSpec, DatasetError, MetaPreprocessor, check_labels
 
 # %% auto #0
 __all__ = ['IMAGE_NOTES', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'ImageCache', 'presize_all', 'RowGetter',
-           'dermo_aug', 'image_batch', 'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL',
-           'ImageMetaDataLoaders']
+           'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch', 'class_weights', 'meta_caption',
+           'show_image_meta', 'ImageMetaDL', 'ImageMetaDataLoaders']
 
 # %% ../nbs/02_dataloaders.ipynb #96968cf6
 Image.MAX_IMAGE_PIXELS = 250_000_000  # allow large scans (e.g. 10,000 x 10,000 px); still refuse absurd ones
@@ -210,11 +210,20 @@ def dermo_aug(size:int, # output side in pixels
 
 def _normalize(device): return Normalize.from_stats(*imagenet_stats, cuda=torch.device(device).type == 'cuda')
 
+def default_cache_size(size:int) -> int:
+    "Side of the presized cache for training at `size` (8/7 of it, e.g. 256 for 224: room for crops)."
+    return int(round(size * 8 / 7))
+
+def valid_pipe(size:int, device='cpu') -> Pipeline:
+    "The validation image transforms: uint8 -> float, resize to `size`, ImageNet-normalise."
+    return Pipeline([IntToFloatTensor(), RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1)), _normalize(device)], split_idx=1)
+
 def image_batch(images:np.ndarray, # (N,3,s,s) presized uint8 images
                 size:int, # model input side
-                device='cpu'):
+                device='cpu',
+                pipe:Pipeline=None): # a `valid_pipe(size, device)` to reuse across batches
     "Presized uint8 images -> the normalised float batch the validation DataLoader makes."
-    pipe = Pipeline([IntToFloatTensor(), RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1)), _normalize(device)], split_idx=1)
+    pipe = pipe or valid_pipe(size, device)
     return pipe(TensorImage(torch.from_numpy(np.ascontiguousarray(images))).to(device))
 
 def class_weights(labels, classes:list) -> torch.Tensor:
@@ -293,7 +302,7 @@ class ImageMetaDataLoaders(DataLoaders):
         if len(both): raise ValueError(f"rows {both[:5].tolist()} are in both train_idx and valid_idx")
         check_labels(df.rename(columns={spec.label: 'label'}) if spec.label != 'label' else df, spec.classes, 'data frame')
         if images is not None and len(images) != len(df): raise ValueError(f"images has {len(images)} rows for {len(df)} rows of df")
-        cache_size = ifnone(cache_size, int(round(size * 8 / 7)))
+        cache_size = ifnone(cache_size, default_cache_size(size))
         preproc = preproc or MetaPreprocessor.from_spec(spec).fit(df.iloc[train_idx])
         cats, conts = preproc.transform(df)
         if images is None: images = ImageCache(cache_size, cache_dir).load(df[spec.image].tolist())

@@ -16,7 +16,7 @@ from fastai.callback.core import Callback
 from fastai.distributed import *  # Learner.distrib_ctx, DistributedDL
 from fastai.distributed import DistributedDL
 from .data import load_pad_ufes20, kfold_splits, DatasetError
-from .dataloaders import ImageCache, ImageMetaDataLoaders
+from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size
 from .learner import jif_learner, save_model
 from .bench import bench_sample, fast_path, set_precision, _split
 
@@ -69,7 +69,7 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
     with state.main_process_first():  # generate / cache once, then the other ranks read
         root = Path(data) if data else bench_sample(n_images, full_size=False, size=image_size, seed=seed, n_workers=1)
         df, spec = load_pad_ufes20(root)
-        cache_size = int(round(size * 8 / 7))
+        cache_size = default_cache_size(size)
         images = ImageCache(cache_size).load(df.image.tolist())
     try: train_idx, valid_idx = kfold_splits(df, 5, seed)[fold]
     except DatasetError: train_idx, valid_idx = _split(df, 5, seed)  # a sample too small for 5 grouped folds

@@ -54,7 +54,6 @@ class ImageEncoder(nn.Module):
         backbone:str='resnet50',   # timm model name (see `timm.list_models()`), e.g. one of `PAPER_BACKBONES`
         pretrained:bool=True,      # load ImageNet weights from the Hugging Face hub (needs network)
         weights_file:str|Path=None,# local state dict (.safetensors/.pth) to load instead of downloading
-        drop_rate:float=0.,        # dropout on the pooled features of `forward` (timm's head dropout)
         **kwargs                   # passed to `timm.create_model` (e.g. `drop_path_rate`)
     ):
         super().__init__()
@@ -63,7 +62,6 @@ class ImageEncoder(nn.Module):
         if weights_file is not None: load_backbone_weights(self.model, weights_file)
         self.num_features = self.model.num_features  # C: channels of the `forward_features` map
         self.pool = SelectAdaptivePool2d(pool_type='avg', flatten=True)
-        self.drop = nn.Dropout(drop_rate)
 
     @staticmethod
     def _create(backbone, pretrained, **kwargs):
@@ -88,7 +86,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, x:Tensor) -> Tensor:
         "Image batch (B,3,S,S) -> pooled features (B,C)."
-        return self.drop(self.pool(self.forward_features(x)))
+        return self.pool(self.forward_features(x))
 
 # %% ../nbs/03_encoders.ipynb #754b9e6d
 class NoImageEncoder(nn.Module):

@@ -20,6 +20,7 @@ from fastai.learner import Learner
 from fastai.vision.core import imagenet_stats
 from sklearn.metrics import confusion_matrix, roc_curve, auc
 from .structures import JIFModel, create_model, fuse_probs
+from .learner import macro_auc
 
 # %% auto #0
 __all__ = ['headless', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map', 'plot_attention',
@@ -107,7 +108,7 @@ def plot_roc(probs, # (N,C) probabilities
         ax.plot(fpr, tpr, color=cmap(c % 10), lw=1.6, label=f'{name}: AUC {a:.3f} (n={pos.sum()})')
     ax.plot([0, 1], [0, 1], color='grey', ls='--', lw=1, label='chance')
     ax.set(xlim=(-.01, 1.01), ylim=(-.01, 1.01), xlabel='false positive rate', ylabel='true positive rate', aspect='equal')
-    ax.set_title(f'{title}\nmacro AUC {np.mean(aucs):.3f}' if aucs else title, fontsize=10)
+    ax.set_title(f'{title}\nmacro AUC {macro_auc(y, p):.3f}' if aucs else title, fontsize=10)   # the results table's number
     ax.legend(loc='lower right', fontsize=8, framealpha=.9); ax.grid(alpha=.3)
     fig.tight_layout()
     return fig

@@ -20,13 +20,11 @@ from fastai.callback.schedule import *  # fit_one_cycle, fit_flat_cos, lr_find
 from fastai.callback.fp16 import *      # to_fp16 / to_bf16
 from fastai.callback.channelslast import *  # to_channelslast
 from fastai.interpret import ClassificationInterpretation
-from fastai.torch_core import default_device
 from sklearn import metrics as skm
-from safetensors.torch import save_file, load_file
-from safetensors import SafetensorError
+from safetensors.torch import save_file, load as load_safetensors
 import jif_fastai
 from .data import MetaPreprocessor, DatasetError, require_columns
-from .dataloaders import ImageMetaDataLoaders, ImageCache, image_batch, presize, presize_all, show_image_meta
+from .dataloaders import ImageMetaDataLoaders, ImageCache, image_batch, valid_pipe, presize_all, show_image_meta
 from .structures import create_model, jif_splitter, fuse_probs, branch_probs, JIFModel
 
 # %% auto #0
@@ -204,10 +202,11 @@ def load_model(path:Path, # folder written by `save_model` (or its `config.json`
     try: cfg = json.loads(cf.read_text(encoding='utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _bad(cf, f"not valid JSON ({e}); the file is damaged or was edited") from e
     if not isinstance(cfg, dict) or cfg.get('format') != FORMAT: raise _bad(cf, f"not a {FORMAT} config")
-    if _sha256(wf) != cfg.get('weights_sha256'):
+    blob = wf.read_bytes()                                    # read once: checksum, then tensors
+    if hashlib.sha256(blob).hexdigest() != cfg.get('weights_sha256'):
         raise _bad(wf, "checksum differs from the one in config.json (file truncated, damaged, replaced, or an "
                        "interrupted save); re-save or re-download the model")
-    try: state = load_file(wf)
+    try: state = load_safetensors(blob)
     except Exception as e: raise _bad(wf, f"cannot be read as safetensors ({type(e).__name__}: {e})") from e
     try:
         classes, dw = cfg['classes'], cfg['decision_weights']
@@ -256,8 +255,9 @@ class JIFPredictor:
     def predict_arrays(self, images:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
         "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, from presized images and encoded metadata."
         outs = []
+        pipe = valid_pipe(self.cfg['size'], self.device)  # built once, reused for every batch
         for i in range(0, len(images), bs):
-            x = image_batch(images[i:i+bs], self.cfg['size'], self.device).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
+            x = image_batch(images[i:i+bs], self.cfg['size'], self.device, pipe).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
             outs.append(self.model(x, torch.from_numpy(cats[i:i+bs]).to(self.device), torch.from_numpy(conts[i:i+bs]).to(self.device)).float().cpu())
         logits = torch.cat(outs)
         return fuse_probs(logits, self.cfg['decision_weights']).numpy(), branch_probs(logits).numpy()
