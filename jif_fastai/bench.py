@@ -129,10 +129,8 @@ def to_device_batches(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.fro
                       device=None) -> ImageMetaDataLoaders:
     "Keep the presized images, encoded metadata and labels on the device and batch them there (in place)."
     device = torch.device(ifnone(device, dls.device))
-    cats, conts = dls.preproc.transform(dls.df, warn=False)
-    y = dls.df[dls.spec.label].map(dls.vocab.o2i).to_numpy(np.int64)
-    arrays = (TensorImage(torch.from_numpy(dls.images).to(device)), torch.from_numpy(cats).to(device),
-              torch.from_numpy(conts).to(device), TensorCategory(torch.tensor(y, device=device)))
+    arrays = (TensorImage(torch.from_numpy(dls.images).to(device)), torch.from_numpy(dls.cats).to(device),
+              torch.from_numpy(dls.conts).to(device), TensorCategory(torch.from_numpy(dls.y).to(device)))
     for dl in dls.loaders:
         dl.__class__ = DeviceBatchDL
         dl.arrays, dl.rows = arrays, torch.as_tensor(np.asarray(dl.items, np.int64), device=device)
@@ -216,7 +214,6 @@ def fast_path(learn, # a `jif_learner`
     if 'device' in fixes and not isinstance(learn.dls.train, DeviceBatchDL): to_device_batches(learn.dls)
     if 'nosync' in fixes:
         if not hasattr(learn, 'sync_free'): learn.add_cb(SyncFree())
-        if isinstance(learn.loss_func, torch.nn.Module): learn.loss_func.to(learn.dls.device)  # class weights: no copy per batch
     if 'foreach' in fixes: learn.opt_func, learn.opt = _foreach_like(learn.opt_func), None
     return learn
 
@@ -436,9 +433,9 @@ def _env(device) -> dict:
                 fastai=fastai.__version__, timm=timm.__version__, python=platform.python_version(),
                 cudnn_benchmark=torch.backends.cudnn.benchmark, loadavg=list(os.getloadavg()) if hasattr(os, 'getloadavg') else None)
 
-def _split(df, folds, seed):
-    "Fold 0 of the grouped stratified k-fold split (a random 20% for samples too small for it)."
-    try: return kfold_splits(df, folds, seed)[0]
+def _split(df, folds, seed, fold=0):
+    "Fold `fold` of the grouped stratified k-fold split (a random 20% for samples too small for it)."
+    try: return kfold_splits(df, folds, seed)[fold]
     except DatasetError:
         idx = np.random.default_rng(seed).permutation(len(df)); k = max(1, len(df)//5)
         return np.sort(idx[k:]), np.sort(idx[:k])
@@ -510,11 +507,11 @@ def run_bench(backbone:str='resnet50', # timm backbone
         # one fixed training batch on the device, for the plain loops
         dls0 = ImageMetaDataLoaders.from_df(df, spec, valid_idx, train_idx, size=size, cache_size=cache_size, bs=bs,
                                             images=images, device=device, aug=False, seed=seed)
-        cats_all, conts_all = dls0.preproc.transform(df, warn=False)
+        cats_all, conts_all = dls0.cats, dls0.conts
         rows = train_idx[np.arange(bs) % len(train_idx)]
         cl = torch.channels_last if device.type == 'cuda' else torch.contiguous_format
         x = image_batch(images[rows], size, device).as_subclass(torch.Tensor).contiguous(memory_format=cl)  # (B,3,S,S), plain tensor
-        y = torch.as_tensor(df.label.map(dls0.vocab.o2i).to_numpy(np.int64)[rows], device=device)
+        y = torch.as_tensor(dls0.y[rows], device=device)
         ctx.update(x=x, cats=torch.from_numpy(cats_all[rows]).to(device), conts=torch.from_numpy(conts_all[rows]).to(device))
         n_cls, cat_cards, n_cont = len(dls0.vocab), dls0.cat_cards, dls0.n_cont
         del dls0

@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/cv.html.md"""
 
 # %% ../nbs/08_cv.ipynb #9b9532a6
 from __future__ import annotations
-import hashlib, io, itertools, json, time, warnings
+import hashlib, inspect, io, itertools, json, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -191,13 +191,14 @@ def missing_meta_eval(predictor, # a `JIFPredictor` (from `load_model`)
                       y:np.ndarray, # (len(rows),) class indices
                       fracs=(0., .1, .3, .5, .7), # fractions of metadata values removed
                       seed:int=0, # which values are removed
+                      base:np.ndarray=None, # (len(rows),K,C) per-branch probabilities already computed with nothing removed
                      ) -> list:
     "Fused and per-branch scores on `rows` with each fraction of the metadata values removed."
-    sub, res = df.iloc[rows], []
+    sub, res, imgs = df.iloc[rows], [], images[rows]
     cols = predictor.preproc.cat_names + predictor.preproc.cont_names
     for f in fracs:
-        cats, conts = predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False)
-        _, per = predictor.predict_arrays(images[rows], cats, conts)
+        if f == 0 and base is not None: per = base   # nothing removed: the fold's own predictions
+        else: per = predictor.predict_arrays(imgs, *predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False))[1]
         res.append(dict(frac=float(f), **fold_scores(y, per, predictor.model.branches, predictor.cfg['decision_weights'])))
     return res
 
@@ -243,9 +244,6 @@ class KeepBest(TrackerCallback):
 def _npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO(); np.savez(buf, **arrays); return buf.getvalue()
 
-def _labels(df:pd.DataFrame, spec:DatasetSpec) -> np.ndarray:
-    return pd.Categorical(df[spec.label], categories=spec.classes).codes.astype(np.int64)
-
 def train_fold(df:pd.DataFrame, # tidy frame
                spec:DatasetSpec, # its spec
                plan:list, # from `fold_plan`
@@ -270,14 +268,14 @@ def train_fold(df:pd.DataFrame, # tidy frame
         SCHEDULES[cfg['schedule']](learn, cfg['epochs'], cfg['lr'], cbs=[FoldProgress(mb, fold, out)] + listify(best))
     mdir = save_model(learn, out/'models'/f'fold_{fold}', fold=fold, run=cfg)
     pred = load_model(mdir, device=dls.device)
-    y = _labels(df, spec)
+    y = dls.y
     def _probs(rows):
-        cats, conts = dls.preproc.transform(df.iloc[rows], warn=False)
+        cats, conts = dls.cats[rows], dls.conts[rows]
         return pred.predict_arrays(dls.images[rows], cats, conts)[1]  # (N,K,C)
     arrays = dict(rows=p['test'], y=y[p['test']], probs=_probs(p['test']))
     if p['pick']: arrays.update(sel_rows=p['valid'], sel_y=y[p['valid']], sel_probs=_probs(p['valid']))
     atomic_write(out/'folds'/f'fold_{fold}.npz', _npz_bytes(**arrays))
-    missing = missing_meta_eval(pred, df, p['test'], dls.images, arrays['y'], cfg['missing_fracs'], seed=cfg['seed'] + fold)
+    missing = missing_meta_eval(pred, df, p['test'], dls.images, arrays['y'], cfg['missing_fracs'], seed=cfg['seed'] + fold, base=arrays['probs'])
     rec = dict(fold=fold, n_train=len(p['train']), n_test=len(p['test']), branches=list(learn.model.branches),
                decision_weights=list(learn.model.structure.decision_weights), loss_weights=loss_weights(learn),
                best_epoch=None if best is None else best.best_epoch, seconds=round(time.time() - t0, 1),
@@ -479,6 +477,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
            load_kw:dict=None, # extra loader arguments (e.g. classes=['MEL','NV'])
            model_kw:dict=None, # extra `create_model` arguments (e.g. fusion sizes)
            cache_dir:Path=None, # presized-image cache
+           images:np.ndarray=None, # presized images of all rows, if already loaded (e.g. by `run_grid`)
            device=None, # training device (default: GPU if available)
            progress:bool=True, # progress bars and per-epoch lines
            pictures:bool=True, # save pictures when `jif_fastai.interpret` is available
@@ -495,7 +494,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
     out = check_run_dir(out_dir, cfg)
     todo = [k for k in range(len(plan)) if not fold_done(out, k)]
     if todo:
-        images = ImageCache(default_cache_size(size), cache_dir).load(df[spec.image].tolist())
+        if images is None: images = ImageCache(default_cache_size(size), cache_dir).load(df[spec.image].tolist())
         fold_pics, _ = _pictures() if pictures else (None, None)
         mb = fold_bar(todo) if progress else None
         for k in (mb if mb else todo):
@@ -524,8 +523,10 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     combos = dict.fromkeys((b, get_structure(s).fusion or f, s) for b in backbones for f in fusions for s in structures)
     for b, f, s in combos: check_choices(b, f, s)  # fail before the first training, not after hours
     rows, folds, out = [], [], Path(out_dir)
+    size = kwargs.get('size', inspect.signature(run_cv).parameters['size'].default)
+    images = ImageCache(default_cache_size(size), kwargs.get('cache_dir')).load(data[0][data[1].image].tolist())  # once for all
     for b, f, s in combos:
-        t = fold_rows(run_cv(data, b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, **kwargs))
+        t = fold_rows(run_cv(data, b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, images=images, **kwargs))
         folds.append(t.assign(backbone=b, fusion=f, structure=s))
         rows.append(dict(backbone=b, fusion=f, structure=s, **mean_std(t, list(metrics)),
                          **{f'{m}_mean': t[m].mean() for m in metrics}, **{f'{m}_std': t[m].std(ddof=1) for m in metrics}))

@@ -319,6 +319,8 @@ class ImageMetaDataLoaders(DataLoaders):
         dls.__class__ = cls
         for dl in dls.loaders: dl.preproc = preproc
         dls.spec, dls.preproc, dls.df, dls.images, dls.size = spec, preproc, df, images, size
+        dls.cats, dls.conts = cats, conts   # every row encoded once, by the training-fold encoder: reuse, don't re-encode
+        dls.y = pd.Categorical(labels, categories=spec.classes).codes.astype(np.int64)
         dls.class_weights = class_weights(labels[train_idx], spec.classes)
         return dls
 

@@ -15,7 +15,7 @@ from fastcore.script import call_parse, store_true
 from fastai.callback.core import Callback
 from fastai.distributed import *  # Learner.distrib_ctx, DistributedDL
 from fastai.distributed import DistributedDL
-from .data import load_pad_ufes20, kfold_splits, DatasetError
+from .data import load_pad_ufes20
 from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size
 from .learner import jif_learner, save_model
 from .bench import bench_sample, fast_path, set_precision, _split
@@ -71,8 +71,7 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
         df, spec = load_pad_ufes20(root)
         cache_size = default_cache_size(size)
         images = ImageCache(cache_size).load(df.image.tolist())
-    try: train_idx, valid_idx = kfold_splits(df, 5, seed)[fold]
-    except DatasetError: train_idx, valid_idx = _split(df, 5, seed)  # a sample too small for 5 grouped folds
+    train_idx, valid_idx = _split(df, 5, seed, fold)  # a random 20% for a sample too small for 5 grouped folds
     dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx, train_idx, size=size, cache_size=cache_size, bs=bs,
                                        images=images, device=dev, seed=seed)
     learn = jif_learner(dls, backbone, opt='sgd', pretrained=pretrained)
