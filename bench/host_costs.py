@@ -4,7 +4,8 @@ import sys, time, statistics, json, numpy as np, torch, timm
 from functools import partial
 from fastai.optimizer import SGD
 from fastai.torch_core import TensorImage
-from jif_fastai.bench import ForeachSGD, bench_sample, to_device_batches, bench_loader
+from jif_fastai.bench import bench_sample, bench_loader
+from jif_fastai.learner import ForeachSGD
 from jif_fastai.data import load_pad_ufes20
 from jif_fastai.dataloaders import ImageCache, ImageMetaDataLoaders
 torch.set_num_threads(1)
@@ -37,12 +38,13 @@ for name, v in ts.items(): out[f'resnet50 forward, 8 px input: {name} (ms)'] = m
 root = bench_sample(300, full_size=False, size=64, n_workers=1)
 df, spec = load_pad_ufes20(root)
 imgs = ImageCache(9).load(df.image.tolist())
-mk = lambda: ImageMetaDataLoaders.from_df(df, spec, np.arange(0, 300, 5), size=8, cache_size=9, bs=64, images=imgs, device='cpu')
-dls = mk()
+mk = lambda on_device: ImageMetaDataLoaders.from_df(df, spec, np.arange(0, 300, 5), size=8, cache_size=9, bs=64, images=imgs,
+                                                    device='cpu', on_device=on_device)
+dls = mk(False)
 out['loader ms/batch of 64, stock (items from RAM cache)'] = statistics.median(bench_loader(dls.train, 12, 2)['ms_batch'] for _ in range(3))
-dls = to_device_batches(mk())
+dls = mk(True)
 out['loader ms/batch of 64, DeviceBatchDL'] = statistics.median(bench_loader(dls.train, 12, 2, nosync=True)['ms_batch'] for _ in range(3))
-dls = mk()
+dls = mk(False)
 it = dls.train
 out['per-item fetch (do_item), ms per 64 items'] = best(lambda: [it.do_item(i) for i in range(64)], n=3)
 out = {k: round(v, 2) for k, v in out.items()}

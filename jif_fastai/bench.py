@@ -14,30 +14,26 @@ import numpy as np, pandas as pd, torch, timm
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 import fastai
-import fastai.vision.augment as _fa_aug
 from fastcore.basics import ifnone
 from fastcore.script import call_parse, store_true
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.data.block import DataBlock, CategoryBlock
 from fastai.data.transforms import ColReader, IndexSplitter, Normalize
-from fastai.learner import AvgSmoothLoss
-from fastai.optimizer import Optimizer, SGD
-from fastai.torch_core import TensorImage, TensorCategory, to_detach
+from fastai.optimizer import SGD
 from fastai.vision.augment import Resize
 from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
 from . import sample as S
 from .data import load_pad_ufes20, kfold_splits, DatasetError
-from .dataloaders import ImageCache, ImageMetaDataLoaders, ImageMetaDL, image_batch, dermo_aug, default_cache_size
+from .dataloaders import ImageCache, ImageMetaDataLoaders, image_batch, dermo_aug, default_cache_size, sync_free_augment
 from .structures import create_model
 from .learner import jif_learner, save_model, load_model
 
 # %% auto #0
 __all__ = ['FIXES', 'SECTIONS', 'TINY', 'TARGETS', 'ROWS', 'bench_sample', 'sync', 'time_steps', 'DeviceMemory',
-           'train_memory_estimate', 'HostSyncCounter', 'DeviceBatchDL', 'to_device_batches', 'sync_free_augment',
-           'DeviceAvgSmoothLoss', 'SyncFree', 'ForeachSGD', 'fast_path', 'set_precision', 'bench_plain', 'FixedBatches',
-           'EpochTimer', 'make_learner', 'bench_pipeline', 'bench_epochs', 'protocol_estimate', 'bench_loader',
+           'train_memory_estimate', 'HostSyncCounter', 'set_precision', 'bench_plain', 'FixedBatches', 'EpochTimer',
+           'make_dls', 'make_learner', 'bench_pipeline', 'bench_epochs', 'protocol_estimate', 'bench_loader',
            'raw_png_dls', 'bench_inference', 'run_bench', 'format_table', 'estimate_memory', 'bench', 'markdown_table']
 
 # %% ../nbs/11_bench.ipynb #72729d18
@@ -115,122 +111,16 @@ class HostSyncCounter(TorchFunctionMode):
         return res
 
 # %% ../nbs/11_bench.ipynb #339c0144
-class DeviceBatchDL(ImageMetaDL):
-    "`ImageMetaDL` that makes each batch by indexing arrays kept on the device: no per-item work, no per-batch copy."
-    arrays, rows = None, None  # (images, cats, conts, labels) on the device; dataset position -> row
-    def create_batches(self, samps):
-        rows = self.rows[torch.as_tensor(np.fromiter(samps, np.int64), device=self.rows.device)]  # epoch order
-        for i in range(0, len(rows), self.bs):
-            r = rows[i:i+self.bs]
-            if self.drop_last and len(r) < self.bs: break
-            yield tuple(a[r] for a in self.arrays)  # (B,3,s,s) uint8, (B,n_cat), (B,n_cont), (B,)
+FIXES = ('device', 'nosync', 'foreach')  # device-made batches, no host syncs per batch, foreach SGD: the defaults
 
-def to_device_batches(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
-                      device=None) -> ImageMetaDataLoaders:
-    "Keep the presized images, encoded metadata and labels on the device and batch them there (in place)."
-    device = torch.device(ifnone(device, dls.device))
-    arrays = (TensorImage(torch.from_numpy(dls.images).to(device)), torch.from_numpy(dls.cats).to(device),
-              torch.from_numpy(dls.conts).to(device), TensorCategory(torch.from_numpy(dls.y).to(device)))
-    for dl in dls.loaders:
-        dl.__class__ = DeviceBatchDL
-        dl.arrays, dl.rows = arrays, torch.as_tensor(np.asarray(dl.items, np.int64), device=device)
-    dls.device_bytes = sum(a.numel()*a.element_size() for a in arrays)
-    return dls
-
-# %% ../nbs/11_bench.ipynb #f746aa0a
-def _grid_sample_sync_free(x, coords, mode='bilinear', padding_mode='reflection', align_corners=None):
-    "fastai's `_grid_sample`, reading the zoom back from the device only when its pre-shrink can apply."
-    if mode == 'bilinear':
-        d = min(x.shape[-2]/coords.shape[-2], x.shape[-1]/coords.shape[-1])/2  # resize factor, host-side shapes
-        if d > 1:  # the pre-shrink needs d > 1 and d > zoom: only then is the zoom (a device value) needed
-            mn, mx = coords.min(), coords.max()
-            z = 1/(mx-mn).item()*2
-            if d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
-    return F.grid_sample(x, coords, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-
-@contextmanager
-def sync_free_augment():
-    "Within the block, fastai's GPU augmentations do not sync with the host (same results)."
-    old, _fa_aug._grid_sample = _fa_aug._grid_sample, _grid_sample_sync_free
-    try: yield
-    finally: _fa_aug._grid_sample = old
-
-# %% ../nbs/11_bench.ipynb #c07f9968
-class DeviceAvgSmoothLoss(AvgSmoothLoss):
-    "fastai's smoothed training loss, kept on the loss's device (the stock one is copied to the CPU every batch)."
-    def accumulate(self, learn):
-        self.count += 1
-        l = to_detach(learn.loss.mean(), cpu=False).float().mean()  # gathered across processes when distributed
-        self.val = torch.lerp(l, self.val.to(l.device), self.beta)
-
-class SyncFree(Callback):
-    "During fit: smoothed loss on the device (`DeviceAvgSmoothLoss`) and sync-free augmentation; losses stored as floats after."
-    order = 49  # just before `Recorder`
-    def before_fit(self):
-        r = self.learn.recorder
-        if not isinstance(r.smooth_loss, DeviceAvgSmoothLoss): r.smooth_loss = DeviceAvgSmoothLoss(r.smooth_loss.beta)
-        self.aug = sync_free_augment(); self.aug.__enter__()
-    def after_fit(self):
-        self.aug.__exit__(None, None, None)
-        r = self.learn.recorder
-        if r.losses and all(isinstance(l, torch.Tensor) for l in r.losses):  # back to CPU tensors as fastai keeps them: one copy
-            r.losses = list(torch.stack(r.losses).float().cpu().unbind())
-
-# %% ../nbs/11_bench.ipynb #11c46953
-class ForeachSGD(Optimizer):
-    "fastai `SGD` (decoupled weight decay, momentum) computed with `torch._foreach_*`: a few kernels per group, not per tensor."
-    def __init__(self, params, lr, mom:float=0., wd:float=0.):
-        super().__init__(params, [], lr=lr, mom=mom, wd=wd)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        if closure is not None: raise NotImplementedError("ForeachSGD does not take a closure")
-        for pl, hyper in zip(self.param_lists, self.hypers):
-            ps = [p for p in pl if p.grad is not None]
-            if not ps: continue
-            lr, mom, wd = hyper['lr'], hyper['mom'], hyper['wd']
-            states = [self.state[p] for p in ps]
-            if wd:  # fastai `weight_decay`: p <- p * (1 - lr*wd), skipped where do_wd=False (norm/bias, `wd_bn_bias=False`)
-                dec = [p for p, s in zip(ps, states) if s.get('do_wd', True)]
-                if dec: torch._foreach_mul_(dec, 1 - lr*wd)
-            grads = [p.grad for p in ps]
-            if mom:  # fastai `average_grad` (no dampening) + `momentum_step`
-                for p, s in zip(ps, states):
-                    if 'grad_avg' not in s: s['grad_avg'] = torch.zeros_like(p)
-                bufs = [s['grad_avg'] for s in states]
-                torch._foreach_mul_(bufs, mom); torch._foreach_add_(bufs, grads)
-                torch._foreach_add_(ps, bufs, alpha=-lr)
-            else: torch._foreach_add_(ps, grads, alpha=-lr)
-
-    def zero_grad(self):
-        for p, *_ in self.all_params(with_grad=True): p.grad = None
-
-# %% ../nbs/11_bench.ipynb #e200910f
-FIXES = ('device', 'nosync', 'foreach')  # device-resident batches, no host syncs, foreach optimizer
-
-def fast_path(learn, # a `jif_learner`
-              fixes=FIXES): # which fixes to apply
-    "Apply the prototyped speed fixes to `learn` in place."
-    if 'device' in fixes and not isinstance(learn.dls.train, DeviceBatchDL): to_device_batches(learn.dls)
-    if 'nosync' in fixes:
-        if not hasattr(learn, 'sync_free'): learn.add_cb(SyncFree())
-    if 'foreach' in fixes: learn.opt_func, learn.opt = _foreach_like(learn.opt_func), None
-    return learn
-
-def _foreach_like(opt_func):
-    "`ForeachSGD` with the momentum of fastai `SGD` partial `opt_func`."
-    kw = getattr(opt_func, 'keywords', {}) or {}
-    if getattr(opt_func, 'func', opt_func) is not SGD: raise ValueError("the 'foreach' fix replaces opt='sgd' only")
-    return partial(ForeachSGD, mom=kw.get('mom', 0.))
-
-# %% ../nbs/11_bench.ipynb #d239a696
+# %% ../nbs/11_bench.ipynb #282b7d2c
 def set_precision(learn, bf16:bool):
     "Remove any `MixedPrecision` callback from `learn`; add bf16 autocast if `bf16`."
     learn.remove_cb(MixedPrecision)
     if bf16: learn.to_bf16()
     return learn
 
-# %% ../nbs/11_bench.ipynb #2e4986d2
+# %% ../nbs/11_bench.ipynb #2e9dc865
 def _autocast(device, bf16):
     dev = torch.device(device).type
     return torch.autocast(dev, dtype=torch.bfloat16) if bf16 and dev == 'cuda' else nullcontext()
@@ -252,7 +142,7 @@ def bench_plain(make, # callable() -> (model on the device, loss(out, y))
     del model, opt; gc.collect()
     return dict(r, peak_mb=m.peak_mb, mem_est_mb=est)
 
-# %% ../nbs/11_bench.ipynb #9929443d
+# %% ../nbs/11_bench.ipynb #11c46953
 class FixedBatches(Callback):
     "Time `n` training batches after `warmup` ones (device synchronised), skip validation, then stop fitting."
     order = 100
@@ -284,22 +174,27 @@ class EpochTimer(Callback):
     def before_epoch(self): sync(self.dls.device); self.t = time.perf_counter()
     def after_epoch(self): sync(self.dls.device); self.times.append(time.perf_counter() - self.t)
 
-# %% ../nbs/11_bench.ipynb #a7899f2e
+# %% ../nbs/11_bench.ipynb #4cbe8684
 def _n_epochs(dl, batches): return math.ceil(batches / max(1, len(dl))) + 1
 
-def make_learner(ctx:dict, fixes=(), compile:bool=False):
-    "DataLoaders + `jif_learner` for fold 0 of `ctx` (built by `run_bench`), with `fixes` applied."
+def make_dls(ctx:dict, on_device:bool=True):
+    "The training DataLoaders for fold 0 of `ctx` (built by `run_bench`)."
     c = ctx['cfg']
-    dls = ImageMetaDataLoaders.from_df(ctx['df'], ctx['spec'], ctx['valid_idx'], ctx['train_idx'], size=c['size'],
-                                       cache_size=ctx['images'].shape[-1], bs=c['bs'], images=ctx['images'],
-                                       device=ctx['device'], seed=c['seed'])
-    learn = jif_learner(dls, c['backbone'], fusion=c['fusion'], structure=c['structure'], opt='sgd', pretrained=False)
+    return ImageMetaDataLoaders.from_df(ctx['df'], ctx['spec'], ctx['valid_idx'], ctx['train_idx'], size=c['size'],
+                                        cache_size=ctx['images'].shape[-1], bs=c['bs'], images=ctx['images'],
+                                        device=ctx['device'], seed=c['seed'], on_device=on_device)
+
+def make_learner(ctx:dict, fixes=FIXES, compile:bool=False):
+    "`jif_learner` on `make_dls` with `fixes` (all of `FIXES`: the project's defaults; none: fastai's stock path)."
+    c = ctx['cfg']
+    learn = jif_learner(make_dls(ctx, 'device' in fixes), c['backbone'], fusion=c['fusion'], structure=c['structure'], opt='sgd',
+                        sync_free='nosync' in fixes, pretrained=False)
+    if 'foreach' not in fixes: learn.opt_func = partial(SGD, mom=0.9)  # fastai's SGD: per-tensor callbacks
     set_precision(learn, c['bf16'])
-    fast_path(learn, fixes)
     if compile: learn.model.compile()
     return learn
 
-def bench_pipeline(ctx:dict, fixes=(), compile:bool=False, profile:Path=None) -> dict:
+def bench_pipeline(ctx:dict, fixes=FIXES, compile:bool=False, profile:Path=None) -> dict:
     "Time `n_batches` training batches of the fastai pipeline with `fixes` (after `warmup`)."
     c, dev = ctx['cfg'], ctx['device']
     with DeviceMemory(dev) as m:
@@ -310,14 +205,14 @@ def bench_pipeline(ctx:dict, fixes=(), compile:bool=False, profile:Path=None) ->
     if fb.seconds is None: raise RuntimeError(f"fit stopped after {fb.i} batches, before the {fb.warmup}+{fb.n} to time")
     r = dict(img_s=fb.n*c['bs']/fb.seconds, ms_batch=1000*fb.seconds/fb.n, batches=fb.n, seconds=fb.seconds,
              peak_mb=m.peak_mb, fixes=list(fixes), compiled=compile)
-    if 'device' in fixes: r['device_data_mb'] = learn.dls.device_bytes / 2**20
+    if learn.dls.on_device: r['device_data_mb'] = learn.dls.device_bytes / 2**20
     # host syncs per batch: a separate, untimed run (the counter costs time) over batches inside one epoch
     counter = HostSyncCounter(dev); fb2 = FixedBatches(max(1, min(3, len(learn.dls.train) - 2)), 1, counter)
     with learn.no_bar(), learn.no_logging():
         learn.fit(_n_epochs(learn.dls.train, fb2.n + 1), 1e-3, cbs=fb2)
     r['host_syncs_per_batch'], r['host_sync_calls'] = counter.n / fb2.n, counter.names
     if profile is not None: r['profile'] = _profile(learn, fixes, profile)
-    if not fixes and not compile: ctx['stock_learner'] = learn
+    if set(fixes) == set(FIXES) and not compile: ctx['learner'] = learn  # reused by the inference section
     return r
 
 def _profile(learn, fixes, path:Path) -> str:
@@ -336,8 +231,8 @@ def _profile(learn, fixes, path:Path) -> str:
     with open(path, 'a') as f: f.write(txt + '\n\n')
     return str(path)
 
-# %% ../nbs/11_bench.ipynb #d7c7ff58
-def bench_epochs(ctx:dict, fixes=(), reps:int=2) -> dict:
+# %% ../nbs/11_bench.ipynb #e200910f
+def bench_epochs(ctx:dict, fixes=FIXES, reps:int=2) -> dict:
     "Median wall time of full epochs (train + validate + metrics) after one warm-up epoch, and set-up time."
     c = ctx['cfg']
     t = time.perf_counter(); learn = make_learner(ctx, fixes); sync(ctx['device']); setup = time.perf_counter() - t
@@ -358,7 +253,7 @@ def protocol_estimate(epoch:dict, n_images:int, cache_s:float, folds:int=5, epoc
                 images=n_target, measured_images=n_images, epoch_s=epoch['epoch_s'], setup_s=epoch['setup_s'],
                 method='extrapolated from the measured epoch time (train + validation + metrics) and set-up time')
 
-# %% ../nbs/11_bench.ipynb #81b4e2f6
+# %% ../nbs/11_bench.ipynb #d239a696
 def bench_loader(dl, n:int, warmup:int=1, max_s:float=None, nosync:bool=False) -> dict:
     "Images/s delivered by iterating `dl` (across epochs if needed), timed after `warmup` (>= 1) batches."
     dev, warmup, seen, imgs, t0 = dl.device, max(1, warmup), 0, 0, None
@@ -381,7 +276,7 @@ def raw_png_dls(df:pd.DataFrame, valid_idx, size:int, cache_size:int, bs:int, de
                        batch_tfms=[*dermo_aug(size), Normalize.from_stats(*imagenet_stats)])
     return dblock.dataloaders(df, bs=bs, device=device, num_workers=nw, persistent_workers=nw > 0)
 
-# %% ../nbs/11_bench.ipynb #046f6766
+# %% ../nbs/11_bench.ipynb #2e4986d2
 def bench_inference(ctx:dict, learn, tmp:Path, runs:int=5) -> dict:
     "Fused prediction throughput on the device, bare forward throughput, and one-image CPU latency."
     c, dev = ctx['cfg'], ctx['device']
@@ -421,7 +316,7 @@ def _megapixels(path) -> float:
     from PIL import Image
     with Image.open(path) as im: return im.size[0]*im.size[1]/1e6
 
-# %% ../nbs/11_bench.ipynb #c4136534
+# %% ../nbs/11_bench.ipynb #9929443d
 SECTIONS = ('limit', 'model', 'pipeline', 'epoch', 'loader', 'inference')
 TINY = dict(backbone='resnet10t', size=32, bs=8, n_batches=3, warmup=1, n_images=30, full_size=False, image_size=64,
             epoch_reps=1, loader_s=3., latency_runs=2)  # the CPU smoke-test configuration
@@ -444,7 +339,7 @@ def _gc():
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
 
-# %% ../nbs/11_bench.ipynb #7b7cc042
+# %% ../nbs/11_bench.ipynb #a7899f2e
 def run_bench(backbone:str='resnet50', # timm backbone
               size:int=224, # model input side
               bs:int=64, # batch size
@@ -526,42 +421,39 @@ def run_bench(backbone:str='resnet50', # timm backbone
             return mm, mm.loss_func()
         xin = (x, ctx['cats'], ctx['conts'])
         if 'model' in sections and not over(): R['model'] = bench_plain(jif_model, xin, y, n_batches, warmup, device, bf16)
-        # --- 3. pipeline: stock, fast, (ablation) ---
+        # --- 3. pipeline: the project's (all fixes), fastai's stock, (ablation) ---
         if 'pipeline' in sections and not over():
             if profile: Path(profile).unlink(missing_ok=True)
-            R['pipeline'] = bench_pipeline(ctx, profile=Path(profile) if profile else None)
-            R['pipeline_fast'] = bench_pipeline(ctx, FIXES, profile=Path(profile) if profile else None)
+            R['pipeline'] = bench_pipeline(ctx, FIXES, profile=Path(profile) if profile else None)
+            R['pipeline_stock'] = bench_pipeline(ctx, (), profile=Path(profile) if profile else None)
         # --- epochs + protocol estimate ---
         if 'epoch' in sections and not over():
-            R['epoch'] = bench_epochs(ctx, (), epoch_reps)
-            R['epoch_fast'] = bench_epochs(ctx, FIXES, epoch_reps)
+            R['epoch'] = bench_epochs(ctx, FIXES, epoch_reps)
+            R['epoch_stock'] = bench_epochs(ctx, (), epoch_reps)
             out['protocol'] = {k: protocol_estimate(R[e], len(df), cache_s if cold else 0., folds, protocol_epochs)
-                               for k, e in (('stock', 'epoch'), ('fast', 'epoch_fast'))}
+                               for k, e in (('default', 'epoch'), ('stock', 'epoch_stock'))}
         # --- 4. loaders ---
         if 'loader' in sections and not over():
-            learn = make_learner(ctx)
-            R['loader_cache'] = bench_loader(learn.dls.train, n_batches, warmup)
-            fast_path(learn, ('device',))
-            R['loader_fast'] = bench_loader(learn.dls.train, n_batches, warmup, nosync=True)
-            del learn; _gc()
+            R['loader_cache'] = bench_loader(make_dls(ctx, on_device=False).train, n_batches, warmup); _gc()
+            R['loader_device'] = bench_loader(make_dls(ctx, on_device=True).train, n_batches, warmup, nosync=True); _gc()
             if not over():
                 raw = raw_png_dls(df, valid_idx, size, cache_size, bs, device, loader_workers)
                 R['loader_raw'] = dict(bench_loader(raw.train, n_batches, 1, max_s=loader_s), workers=raw.train.num_workers)
                 del raw; _gc()
         # --- 5. inference ---
         if 'inference' in sections and not over():
-            R.update(bench_inference(ctx, ctx.get('stock_learner') or make_learner(ctx), tmp, latency_runs))
-        ctx.pop('stock_learner', None); _gc()
-        # --- each fix alone (after the essential sections, so a time budget cuts this first) ---
+            R.update(bench_inference(ctx, ctx.get('learner') or make_learner(ctx), tmp, latency_runs))
+        ctx.pop('learner', None); _gc()
+        # --- the stock pipeline plus each fix alone (after the essential sections, so a time budget cuts this first) ---
         if ablation and 'pipeline' in sections:
             for f in FIXES:
-                if not over(): R[f'pipeline+{f}'] = bench_pipeline(ctx, (f,))
+                if not over(): R[f'pipeline_stock+{f}'] = bench_pipeline(ctx, (f,))
         # --- torch.compile ---
         if compile and not over():
             t = time.perf_counter()
             R['model_compiled'] = bench_plain(partial(jif_model, True), xin, y, n_batches, max(warmup, 3), device, bf16, estimate=False)
             R['model_compiled']['compile_and_warmup_s'] = time.perf_counter() - t - R['model_compiled']['seconds']
-            if 'pipeline' in sections and not over(): R['pipeline_fast_compiled'] = bench_pipeline(ctx, FIXES, compile=True)
+            if 'pipeline' in sections and not over(): R['pipeline_compiled'] = bench_pipeline(ctx, FIXES, compile=True)
         out['skipped'] = [s for s in sections if s != 'limit' and not any(k == s or k.startswith(s + '_') or k.startswith(s + '+') for k in R)
                           and not (s == 'inference' and 'infer' in R)]
     finally:
@@ -573,9 +465,9 @@ def run_bench(backbone:str='resnet50', # timm backbone
     if not quiet: print(format_table(out))
     return out
 
-# %% ../nbs/11_bench.ipynb #1aa3f46a
-TARGETS = {'model/limit >= 0.95': ('model', 0.95), 'pipeline_fast/limit >= 0.90': ('pipeline_fast', 0.90),
-           'loader_fast/limit >= 1 (loader not the bottleneck)': ('loader_fast', 1.0),
+# %% ../nbs/11_bench.ipynb #d7c7ff58
+TARGETS = {'model/limit >= 0.95': ('model', 0.95), 'pipeline/limit >= 0.90': ('pipeline', 0.90),
+           'loader_device/limit >= 1 (loader not the bottleneck)': ('loader_device', 1.0),
            'loader_cache/limit >= 1 (loader not the bottleneck)': ('loader_cache', 1.0)}
 
 def _summarise(out:dict):
@@ -589,24 +481,24 @@ def _summarise(out:dict):
     gpu = out['env']['device_type'] == 'cuda'
     t = {k: (out['ratios'][s] >= v if s in out['ratios'] else None) if gpu else None for k, (s, v) in TARGETS.items()}
     t['memory model/limit <= 1.10'] = (out['memory_ratios'].get('model', 99) <= 1.10) if gpu and 'model' in out['memory_ratios'] else None
-    p = out.get('protocol', {}).get('fast')
+    p = out.get('protocol', {}).get('default')
     t['protocol (5 folds x 100 epochs, 2298 images) <= ~8 min'] = (p['minutes'] <= 8.5) if gpu and p else None
     out['targets'] = t
 
 ROWS = [('limit', 'bare backbone + linear head, plain loop, on-device batch'),
         ('model', 'JIF-MMFA model, same plain loop'),
         ('model_compiled', 'JIF-MMFA model, torch.compile, plain loop'),
-        ('pipeline', 'fastai: cache -> DataLoaders -> GPU aug -> Learner.fit (stock)'),
-        ('pipeline+device', '  stock + device-resident batches'),
-        ('pipeline+nosync', '  stock + no host syncs'),
-        ('pipeline+foreach', '  stock + ForeachSGD'),
-        ('pipeline_fast', 'fastai pipeline with all fixes'),
-        ('pipeline_fast_compiled', 'fastai pipeline with all fixes + torch.compile'),
-        ('epoch', 'full epochs (train+valid+metrics), stock'),
-        ('epoch_fast', 'full epochs (train+valid+metrics), all fixes'),
+        ('pipeline', 'fastai: cache -> DataLoaders -> GPU aug -> Learner.fit (the defaults)'),
+        ('pipeline_compiled', '  the same + torch.compile'),
+        ('pipeline_stock', 'the same with fastai stock behaviour (no fixes)'),
+        ('pipeline_stock+device', '  stock + device-made batches'),
+        ('pipeline_stock+nosync', '  stock + no host syncs'),
+        ('pipeline_stock+foreach', '  stock + ForeachSGD'),
+        ('epoch', 'full epochs (train+valid+metrics), defaults'),
+        ('epoch_stock', 'full epochs (train+valid+metrics), stock'),
         ('loader_raw', 'DataLoader alone: raw PNGs (decode per item)'),
-        ('loader_cache', 'DataLoader alone: presized cache in RAM (stock)'),
-        ('loader_fast', 'DataLoader alone: cache resident on the device'),
+        ('loader_cache', 'DataLoader alone: presized cache in RAM, per item (stock)'),
+        ('loader_device', 'DataLoader alone: cache resident on the device (default)'),
         ('infer', 'inference: load_model().predict_arrays (fused probs)'),
         ('infer_model', 'inference: model forward on a device batch'),
         ('latency_cpu', 'latency: predict(one PNG + metadata) on CPU')]
@@ -617,7 +509,7 @@ def format_table(out:dict) -> str:
     head = (f"jif_fastai bench — {c['backbone']} {c['size']}px bs {c['bs']} {c['precision']} on {e['device']} "
             f"({e['torch_threads']} threads, torch {e['torch']}); {out['data'].get('images')} images "
             f"{out['data'].get('megapixels', 0):.2f} MP; timed {c['n_batches']} batches after {c['warmup']}")
-    lines = [head, f"{'section':<23}{'img/s':>10}{'x limit':>9}{'ms/batch':>10}{'peak MB':>10}{'mem x':>7}  what", '-'*110]
+    lines = [head, f"{'section':<24}{'img/s':>10}{'x limit':>9}{'ms/batch':>10}{'peak MB':>10}{'mem x':>7}  what", '-'*110]
     mr = out['memory_ratios']
     for k, what in ROWS:
         if k not in R: continue
@@ -626,7 +518,7 @@ def format_table(out:dict) -> str:
         if k.startswith('epoch'): what += f" ({v['epoch_s']:.2f} s/epoch)"
         if k == 'latency_cpu': what += f" (model alone {v['model_ms']:.1f} ms)"
         if 'host_syncs_per_batch' in v: what += f" [{v['host_syncs_per_batch']:.1f} syncs/batch]"
-        lines.append(f"{k:<23}{v['img_s']:>10.1f}{out['ratios'][k]:>9.2f}{(f'{ms:.1f}' if ms else '-'):>10}"
+        lines.append(f"{k:<24}{v['img_s']:>10.1f}{out['ratios'][k]:>9.2f}{(f'{ms:.1f}' if ms else '-'):>10}"
                      f"{(f'{mem:.0f}' if mem else '-'):>10}{(f'{mr[k]:.2f}' if k in mr else '-'):>7}  {what}")
     d = out['data']
     if d: lines.append(f"cache: build {d['cache_build']['img_s']:.1f} img/s ({'cold' if d['cache_build']['cold'] else 'warm'}), "
@@ -640,7 +532,7 @@ def format_table(out:dict) -> str:
     if out['skipped']: lines.append(f"skipped (time budget): {out['skipped']}")
     return '\n'.join(lines)
 
-# %% ../nbs/11_bench.ipynb #c92e5082
+# %% ../nbs/11_bench.ipynb #0cc71d3a
 def estimate_memory(backbone:str='resnet50', size:int=224, bs:int=64, fusion:str='mmfa', structure:str='jif',
                     n_images:int=60) -> dict:
     "Estimated training memory (MB) of the bare backbone and of the JIF model, and their ratio (CPU, fp32)."
@@ -656,7 +548,7 @@ def estimate_memory(backbone:str='resnet50', size:int=224, bs:int=64, fusion:str
     mod = train_memory_estimate(m, lambda: loss(m(x, cats, conts), y))
     return dict(backbone=backbone, size=size, bs=bs, limit_mb=lim, model_mb=mod, ratio=mod/lim)
 
-# %% ../nbs/11_bench.ipynb #870aa734
+# %% ../nbs/11_bench.ipynb #c9af9d5d
 @call_parse
 def bench(backbone:str='resnet50', # timm backbone
           size:int=224, # model input side
@@ -694,15 +586,15 @@ def bench(backbone:str='resnet50', # timm backbone
         p.write_text(json.dumps(res, indent=1, default=str)); p.with_suffix('.txt').write_text(format_table(res) + '\n')
     return res
 
-# %% ../nbs/11_bench.ipynb #35dfb6aa
+# %% ../nbs/11_bench.ipynb #6057b6eb
 def markdown_table(results:list) -> str:
     "One Markdown row per run: throughput ratios to the limit, memory ratio, protocol estimate."
-    cols = ['model', 'pipeline', 'pipeline_fast', 'epoch_fast', 'loader_raw', 'loader_cache', 'loader_fast', 'infer']
-    cols += [c for c in ('model_compiled', 'pipeline_fast_compiled') if any(c in r['ratios'] for r in results)]
-    head = '| run | device | limit img/s | ' + ' | '.join(f'{c} ×' for c in cols) + ' | mem model × | protocol fast, min (extrap.) |'
+    cols = ['model', 'pipeline', 'pipeline_stock', 'epoch', 'loader_raw', 'loader_cache', 'loader_device', 'infer']
+    cols += [c for c in ('model_compiled', 'pipeline_compiled') if any(c in r['ratios'] for r in results)]
+    head = '| run | device | limit img/s | ' + ' | '.join(f'{c} ×' for c in cols) + ' | mem model × | protocol, min (extrap.) |'
     lines = [head, '|' + '---|'*(len(cols) + 5)]
     for r in results:
-        rat, p, mem = r['ratios'], r.get('protocol', {}).get('fast'), r['memory_ratios'].get('model')
+        rat, p, mem = r['ratios'], r.get('protocol', {}).get('default'), r['memory_ratios'].get('model')
         cells = [f"{rat[c]:.2f}" if c in rat else '-' for c in cols]
         prot, mems = (f"{p['minutes']:.1f}" if p else '-'), (f'{mem:.2f}' if mem else '-')
         lines.append(f"| {r.get('run', r['config']['backbone'])} | {r['env']['device']} | {r['results']['limit']['img_s']:.0f} | "

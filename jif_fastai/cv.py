@@ -22,12 +22,11 @@ import matplotlib.pyplot as plt
 import jif_fastai
 from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_csv,
                              kfold_splits, official_splits)
-from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size
+from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
 from .encoders import check_backbone
 from .fusion import FUSIONS
 from .structures import STRUCTURES, JIFLoss, get_structure, jif_splitter, weighted_vote
-from .learner import (jif_learner, save_model, load_model, atomic_write, balanced_accuracy, accuracy,
-                                macro_auc, OPTIMIZERS)
+from .learner import jif_learner, save_model, load_model, balanced_accuracy, accuracy, macro_auc, OPTIMIZERS
 from .sample import sample_root
 
 # %% auto #0

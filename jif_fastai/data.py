@@ -194,13 +194,13 @@ def clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
 def tidy(df:pd.DataFrame, spec:DatasetSpec, source) -> pd.DataFrame:
     "Clean metadata columns in place of `df` per `spec` (categoricals as strings, numerics as floats)."
     df = df.copy()
-    for c in spec.cat_names + [p for p in spec.proxies if p in df.columns]: df[c] = clean_categorical(df[c])
+    for c in dict.fromkeys(spec.cat_names + [p for p in spec.proxies if p in df.columns]): df[c] = clean_categorical(df[c])
     for c in spec.cont_names: df[c] = clean_numeric(df[c], source, c)
     return df
 
-def check_labels(df:pd.DataFrame, classes:list, source) -> None:
-    "Raise naming rows whose label is blank or not one of `classes`."
-    lab = df['label']
+def check_labels(df:pd.DataFrame, classes:list, source, col:str='label') -> None:
+    "Raise naming rows whose label (column `col`) is blank or not one of `classes`."
+    lab = df[col]
     blank = lab.isna() | lab.astype(str).str.strip().isin(['', 'nan', 'None'])
     if blank.any(): raise DatasetError(f"{source}: the label is blank in {_rows(df.index[blank])}; fill it in or delete those rows")
     bad = ~lab.isin(classes)
@@ -268,7 +268,7 @@ def load_derm7pt(root:Path, # folder with `meta/` and `images/`
     if unknown: raise DatasetError(f"{src}: column 'diagnosis' has values with no class mapping: {unknown}")
     cats = ['elevation','location','sex'] + (DERM7PT_CRITERIA if criteria else []) + (proxies if include_proxies else [])
     spec = DatasetSpec('derm7pt', DERM7PT_CLASSES, cats, [], proxies=proxies)
-    df = tidy(raw, DatasetSpec('derm7pt', [], cats + [p for p in proxies if p not in cats], []), src)
+    df = tidy(raw, spec, src)
     df = df.assign(label=raw.diagnosis.map(DERM7PT_CLASS_MAP), group=raw.case_num.astype(str),
                    id=raw.case_num.astype(str), split=_official_split(root/'meta', len(raw)))
     paths = pd.Series([safe_path(root/'images', p, row=i) if isinstance(p, str) else None

@@ -7,9 +7,11 @@ Docs: https://jif-fastai.github.io/jif_fastai/dataloaders.html.md"""
 # %% ../nbs/02_dataloaders.ipynb #76f73c31
 from __future__ import annotations
 import hashlib, io, os, tempfile, warnings, zlib
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from fastcore.basics import store_attr, ifnone
 from fastcore.parallel import parallel
@@ -17,16 +19,18 @@ from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.data.transforms import IndexSplitter, IntToFloatTensor, Normalize
 from fastai.data.core import DataLoaders
 from fasttransform import Pipeline
-from fastai.torch_core import TensorImage, default_device
+from fastai.torch_core import TensorImage, TensorCategory, default_device
+import fastai.vision.augment as _fa_aug
 from fastai.vision.augment import aug_transforms, RandomResizedCropGPU
 from fastai.vision.core import imagenet_stats
 from sklearn.utils.class_weight import compute_class_weight
 from .data import DatasetSpec, DatasetError, MetaPreprocessor, check_labels
 
 # %% auto #0
-__all__ = ['IMAGE_NOTES', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'ImageCache', 'presize_all', 'RowGetter',
-           'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch', 'class_weights', 'meta_caption',
-           'show_image_meta', 'ImageMetaDL', 'ImageMetaDataLoaders']
+__all__ = ['IMAGE_NOTES', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'atomic_write', 'ImageCache',
+           'presize_all', 'RowGetter', 'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch', 'class_weights',
+           'meta_caption', 'show_image_meta', 'ImageMetaDL', 'DeviceBatchDL', 'fits_device', 'sync_free_augment',
+           'ImageMetaDataLoaders']
 
 # %% ../nbs/02_dataloaders.ipynb #96968cf6
 Image.MAX_IMAGE_PIXELS = 250_000_000  # allow large scans (e.g. 10,000 x 10,000 px); still refuse absurd ones
@@ -105,6 +109,21 @@ def default_cache_dir() -> Path:
     "Where presized images are cached: `$JIF_FASTAI_CACHE` or ~/.cache/jif_fastai/presized."
     return Path(os.environ.get('JIF_FASTAI_CACHE', Path.home()/'.cache'/'jif_fastai'/'presized'))
 
+def atomic_write(path:Path, # file to (over)write
+                 data:bytes|str, # its new content
+                 fsync:bool=True): # flush to disk before the rename (survives a power cut, not only a crash)
+    "Write `data` to `path` via a temporary file and rename, so readers never see a partial file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name[:40]}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            if fsync: f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
 class ImageCache:
     "Presized uint8 copies of images, on disk, keyed by source path + mtime + size."
     def __init__(self, size:int=256, # side of the cached square images
@@ -135,15 +154,9 @@ class ImageCache:
         return (a, False) if ok else (None, True)
 
     def _write(self, f:Path, a:np.ndarray):
-        "Store `a` at `f` atomically (temporary file + rename), with a CRC-32 trailer."
+        "Store `a` at `f` atomically, with a CRC-32 trailer (a cache entry: not worth an fsync)."
         buf = io.BytesIO(); np.save(buf, a, allow_pickle=False); b = buf.getvalue()
-        f.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f'.{f.stem[:8]}.', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as fh: fh.write(b + zlib.crc32(b).to_bytes(4, 'little'))
-            os.replace(tmp, f)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True); raise
+        atomic_write(f, b + zlib.crc32(b).to_bytes(4, 'little'), fsync=False)
 
     def __getitem__(self, path:Path, notes:list=None) -> np.ndarray:
         "Presized (3,size,size) uint8 array for `path`, built and stored if needed."
@@ -273,6 +286,48 @@ class ImageMetaDL(TfmdDL):
         return show_image_meta(items, self.preproc, titles=titles, ncols=ncols, **kwargs)
 
 # %% ../nbs/02_dataloaders.ipynb #074d321d
+class DeviceBatchDL(ImageMetaDL):
+    "`ImageMetaDL` that makes each batch by indexing arrays kept on the device: no per-item work, no per-batch copy."
+    arrays = None  # (images, cats, conts, labels) of every row of the frame, on the device
+    def new(self, dataset=None, cls=None, **kwargs):
+        res = super().new(dataset, cls, **kwargs); res.arrays = self.arrays
+        return res
+
+    def create_batches(self, samps):
+        rows = np.asarray(self.items, np.int64)[np.fromiter(samps, np.int64)]  # this epoch's rows, in order
+        rows = torch.from_numpy(rows).to(self.arrays[0].device)
+        arrays = self.arrays[:len(self.dataset.tls)]  # a `test_dl` without labels has no label column
+        for i in range(0, len(rows), self.bs):
+            r = rows[i:i+self.bs]
+            if self.drop_last and len(r) < self.bs: break
+            yield tuple(a[r] for a in arrays)  # (B,3,s,s) uint8, (B,n_cat) int64, (B,n_cont) float32, (B,) int64
+
+def fits_device(nbytes:int, # bytes to keep on `device`
+                device) -> bool:
+    "Whether `nbytes` may live on `device`: on the CPU always (shared, not copied), on a GPU up to 1/4 of its free memory."
+    d = torch.device(device)
+    if d.type == 'cpu': return True
+    return d.type == 'cuda' and nbytes <= torch.cuda.mem_get_info(d)[0] / 4
+
+# %% ../nbs/02_dataloaders.ipynb #c8754958
+def _grid_sample_sync_free(x, coords, mode='bilinear', padding_mode='reflection', align_corners=None):
+    "fastai's `_grid_sample`, reading the zoom back from the device only when its pre-shrink can apply."
+    if mode == 'bilinear':
+        d = min(x.shape[-2]/coords.shape[-2], x.shape[-1]/coords.shape[-1])/2  # resize factor, from host-side shapes
+        if d > 1:  # the pre-shrink needs d > 1 and d > zoom: only then is the zoom (a device value) needed
+            mn, mx = coords.min(), coords.max()
+            z = 1/(mx-mn).item()*2
+            if d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
+    return F.grid_sample(x, coords, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+
+@contextmanager
+def sync_free_augment():
+    "Within the block, fastai's batch augmentations do not sync with the host (same results)."
+    old, _fa_aug._grid_sample = _fa_aug._grid_sample, _grid_sample_sync_free
+    try: yield
+    finally: _fa_aug._grid_sample = old
+
+# %% ../nbs/02_dataloaders.ipynb #cb843c56
 class ImageMetaDataLoaders(DataLoaders):
     "fastai `DataLoaders` of `(image, cats, conts, label)` batches built from a tidy dataset frame."
     @classmethod
@@ -290,6 +345,7 @@ class ImageMetaDataLoaders(DataLoaders):
                 seed:int=None, # seed for shuffling and augmentation order
                 device=None, # where batches go (default: GPU if available)
                 num_workers:int=0, # loader processes; items are array slices, so 0 (no process start-up per epoch) is fastest
+                on_device:bool=None, # batch from arrays kept on the device (`DeviceBatchDL`; default: if `fits_device` and num_workers=0)
                 **kwargs): # passed to `DataBlock.dataloaders`
         "Encode metadata on the training rows, load presized images, and build the DataLoaders."
         df = df.reset_index(drop=True)
@@ -300,7 +356,7 @@ class ImageMetaDataLoaders(DataLoaders):
             if idx.min() < 0 or idx.max() >= len(df): raise ValueError(f"{nm} has row numbers outside 0..{len(df)-1}")
         both = np.intersect1d(train_idx, valid_idx)
         if len(both): raise ValueError(f"rows {both[:5].tolist()} are in both train_idx and valid_idx")
-        check_labels(df.rename(columns={spec.label: 'label'}) if spec.label != 'label' else df, spec.classes, 'data frame')
+        check_labels(df, spec.classes, 'data frame', col=spec.label)
         if images is not None and len(images) != len(df): raise ValueError(f"images has {len(images)} rows for {len(df)} rows of df")
         cache_size = ifnone(cache_size, default_cache_size(size))
         preproc = preproc or MetaPreprocessor.from_spec(spec).fit(df.iloc[train_idx])
@@ -322,7 +378,23 @@ class ImageMetaDataLoaders(DataLoaders):
         dls.cats, dls.conts = cats, conts   # every row encoded once, by the training-fold encoder: reuse, don't re-encode
         dls.y = pd.Categorical(labels, categories=spec.classes).codes.astype(np.int64)
         dls.class_weights = class_weights(labels[train_idx], spec.classes)
+        arrays = (images, cats, conts, dls.y)
+        if ifnone(on_device, num_workers == 0 and fits_device(sum(a.nbytes for a in arrays), device)):
+            if num_workers: raise ValueError("on_device=True makes the batches in this process: use num_workers=0")
+            dls.to_device_batches(arrays)
         return dls
+
+    def to_device_batches(self, arrays:tuple): # (images, cats, conts, labels) NumPy arrays of every row
+        "Keep `arrays` on the device and make every batch by indexing them there (`DeviceBatchDL`), in place."
+        dev = torch.device(self.device)
+        ts = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in arrays)
+        ts = (TensorImage(ts[0]), *ts[1:3], TensorCategory(ts[3]))  # the types the stock getters produce
+        for dl in self.loaders: dl.__class__, dl.arrays = DeviceBatchDL, ts
+        self.device_bytes = sum(t.numel()*t.element_size() for t in ts)
+        return self
+
+    @property
+    def on_device(self) -> bool: return isinstance(self.train, DeviceBatchDL)
 
     def test_dl(self, test_items, # row numbers of `self.df` (Python or NumPy integers)
                 rm_type_tfms=None, with_labels:bool=False, **kwargs):

@@ -18,7 +18,7 @@ from fastai.distributed import DistributedDL
 from .data import load_pad_ufes20
 from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size
 from .learner import jif_learner, save_model
-from .bench import bench_sample, fast_path, set_precision, _split
+from .bench import bench_sample, set_precision, _split
 
 # %% auto #0
 __all__ = ['params_sha256', 'CountBatches', 'train_ddp']
@@ -56,7 +56,7 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
               lr:float=1e-2, # peak learning rate (cosine schedule)
               fold:int=0, # which fold of the 5-fold split to validate on
               bf16:store_true=False, # bf16 autocast (GPU)
-              fast:store_true=False, # apply the benchmark's speed fixes (`jif_fastai.bench.fast_path`)
+              stock:store_true=False, # fastai's stock batching and loss smoothing (`on_device=False`, `sync_free=False`)
               sync_bn:store_true=False, # synchronise BatchNorm statistics across GPUs (timm-aware conversion)
               cpu:store_true=False, # run on CPUs (gloo)
               pretrained:store_true=False, # ImageNet weights (needs network or the timm cache)
@@ -73,10 +73,9 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
         images = ImageCache(cache_size).load(df.image.tolist())
     train_idx, valid_idx = _split(df, 5, seed, fold)  # a random 20% for a sample too small for 5 grouped folds
     dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx, train_idx, size=size, cache_size=cache_size, bs=bs,
-                                       images=images, device=dev, seed=seed)
-    learn = jif_learner(dls, backbone, opt='sgd', pretrained=pretrained)
+                                       images=images, device=dev, seed=seed, on_device=not stock)
+    learn = jif_learner(dls, backbone, opt='sgd', sync_free=not stock, pretrained=pretrained)
     set_precision(learn, bf16 and dev.type == 'cuda')
-    if fast: fast_path(learn)
     if sync_bn and state.num_processes > 1: learn.model = timm.layers.convert_sync_batchnorm(learn.model)
     cb = CountBatches()
     with learn.distrib_ctx(sync_bn=False, cpu=cpu), learn.no_bar():  # fastai's own conversion would drop timm's BN activations

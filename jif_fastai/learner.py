@@ -15,22 +15,27 @@ from fastcore.basics import store_attr, ifnone, patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.metrics import AccumMetric
-from fastai.optimizer import Adam, SGD
+from fastai.optimizer import Adam, SGD, Optimizer
+from fastai.learner import AvgSmoothLoss
+from fastai.callback.core import Callback
+from fastai.torch_core import to_detach
+from fastcore.foundation import L
 from fastai.callback.schedule import *  # fit_one_cycle, fit_flat_cos, lr_find
 from fastai.callback.fp16 import *      # to_fp16 / to_bf16
 from fastai.callback.channelslast import *  # to_channelslast
 from fastai.interpret import ClassificationInterpretation
 from sklearn import metrics as skm
-from safetensors.torch import save_file, load as load_safetensors
+from safetensors.torch import save as save_safetensors, load as load_safetensors
 import jif_fastai
 from .data import MetaPreprocessor, DatasetError, require_columns
-from .dataloaders import ImageMetaDataLoaders, ImageCache, image_batch, valid_pipe, presize_all, show_image_meta
+from .dataloaders import (ImageMetaDataLoaders, ImageCache, image_batch, valid_pipe, presize_all, show_image_meta,
+                                    sync_free_augment, atomic_write)
 from .structures import create_model, jif_splitter, fuse_probs, branch_probs, JIFModel
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'FORMAT', 'PICKLES', 'balanced_accuracy', 'accuracy', 'macro_auc', 'jif_metrics', 'jif_learner',
-           'quick_compare', 'JIFInterpretation', 'atomic_write', 'ModelFileError', 'save_model', 'load_model',
-           'JIFPredictor']
+__all__ = ['OPTIMIZERS', 'FORMAT', 'PICKLES', 'balanced_accuracy', 'accuracy', 'macro_auc', 'jif_metrics', 'DeviceAvgSmoothLoss',
+           'SyncFree', 'ForeachSGD', 'jif_learner', 'quick_compare', 'JIFInterpretation', 'ModelFileError',
+           'save_model', 'load_model', 'JIFPredictor']
 
 # %% ../nbs/07_learner.ipynb #cf388fbd
 def balanced_accuracy(y:np.ndarray, p:np.ndarray) -> float:
@@ -69,7 +74,56 @@ def jif_metrics(branches:tuple, # branch names in output order
     return res
 
 # %% ../nbs/07_learner.ipynb #12eada7b
-OPTIMIZERS = {'adam': Adam, 'sgd': partial(SGD, mom=0.9)}
+class DeviceAvgSmoothLoss(AvgSmoothLoss):
+    "fastai's smoothed training loss, kept on the loss's device (the stock one is copied to the CPU every batch)."
+    def accumulate(self, learn):
+        self.count += 1
+        l = to_detach(learn.loss.mean(), cpu=False).float().mean()  # gathered across processes when distributed
+        self.val = torch.lerp(l, self.val.to(l.device), self.beta)
+
+class SyncFree(Callback):
+    "During fit: the smoothed loss stays on the device and the augmentations do not sync; losses are stored as CPU floats after."
+    order = 49  # just before `Recorder`
+    def before_fit(self):
+        r = self.learn.recorder
+        if not isinstance(r.smooth_loss, DeviceAvgSmoothLoss): r.smooth_loss = DeviceAvgSmoothLoss(r.smooth_loss.beta)
+        self.aug = sync_free_augment(); self.aug.__enter__()
+    def after_fit(self):
+        self.aug.__exit__(None, None, None)
+        r = self.learn.recorder
+        if r.losses and all(isinstance(l, Tensor) for l in r.losses):  # one copy for the whole fit, as CPU tensors like fastai's
+            r.losses = list(torch.stack(r.losses).float().cpu().unbind())
+
+class ForeachSGD(Optimizer):
+    "fastai `SGD` (decoupled weight decay, momentum) computed with `torch._foreach_*`: a few kernels per group, not per tensor."
+    def __init__(self, params, lr, mom:float=0., wd:float=0.):
+        super().__init__(params, [], lr=lr, mom=mom, wd=wd)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None: raise NotImplementedError("ForeachSGD does not take a closure")
+        for pl, hyper in zip(self.param_lists, self.hypers):
+            ps = [p for p in pl if p.grad is not None]
+            if not ps: continue
+            lr, mom, wd = hyper['lr'], hyper['mom'], hyper['wd']
+            states = [self.state[p] for p in ps]
+            if wd:  # fastai `weight_decay`: p <- p * (1 - lr*wd), skipped where do_wd=False (norm/bias, `wd_bn_bias=False`)
+                dec = [p for p, st in zip(ps, states) if st.get('do_wd', True)]
+                if dec: torch._foreach_mul_(dec, 1 - lr*wd)
+            grads = [p.grad for p in ps]
+            if mom:  # fastai `average_grad` (no dampening) + `momentum_step`
+                for p, st in zip(ps, states):
+                    if 'grad_avg' not in st: st['grad_avg'] = torch.zeros_like(p)
+                bufs = [st['grad_avg'] for st in states]
+                torch._foreach_mul_(bufs, mom); torch._foreach_add_(bufs, grads)
+                torch._foreach_add_(ps, bufs, alpha=-lr)
+            else: torch._foreach_add_(ps, grads, alpha=-lr)
+
+    def zero_grad(self):
+        for p, *_ in self.all_params(with_grad=True): p.grad = None
+
+# %% ../nbs/07_learner.ipynb #3dcf44d8
+OPTIMIZERS = {'adam': Adam, 'sgd': partial(ForeachSGD, mom=0.9)}
 
 @delegates(create_model, but=['cat_cards', 'n_cont', 'n_classes'])
 def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
@@ -81,6 +135,7 @@ def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
                 class_weighted:bool=True, # weight the cross-entropy by inverse class frequency
                 metrics:list=None, # default: `jif_metrics`
                 channels_last:bool=None, # channels-last memory format (default: on GPU)
+                sync_free:bool=True, # no host-device syncs per training batch (`SyncFree`)
                 cbs=None, # extra fastai callbacks
                 path:Path=None, # where `learn.save` writes (default: current folder)
                 **kwargs) -> Learner:
@@ -88,6 +143,7 @@ def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
     if opt not in OPTIMIZERS: raise ValueError(f"opt must be one of {list(OPTIMIZERS)}, not {opt!r}")
     model = create_model(backbone, dls.cat_cards, dls.n_cont, len(dls.vocab), fusion=fusion, structure=structure, **kwargs)
     loss = model.loss_func(weight=dls.class_weights if class_weighted else None).to(dls.device)  # class weights live on the device
+    cbs = L(cbs) + ([SyncFree()] if sync_free else [])
     learn = Learner(dls, model, loss_func=loss, opt_func=OPTIMIZERS[opt], wd=wd, splitter=jif_splitter, cbs=cbs,
                     metrics=ifnone(metrics, jif_metrics(model.branches, model.structure.decision_weights)), path=ifnone(path, '.'))
     learn.model_config = dict(backbone=backbone, fusion=fusion, structure=structure, **{k: v for k, v in kwargs.items() if k not in ('pretrained', 'weights_file')})
@@ -101,7 +157,7 @@ def fit_cosine(self:Learner, n_epoch:int, # epochs
     "The paper's schedule: cosine annealing of the learning rate from `lr` to ~0 over `n_epoch`."
     return self.fit_flat_cos(n_epoch, lr, pct_start=0., **kwargs)
 
-# %% ../nbs/07_learner.ipynb #dc26f81f
+# %% ../nbs/07_learner.ipynb #a42b91ce
 def quick_compare(dls, # DataLoaders to train and validate on
                   setups:dict, # name -> jif_learner kwargs
                   epochs:int=5, lr:float=3e-3, seeds=(0,), **kwargs) -> pd.DataFrame:
@@ -116,7 +172,7 @@ def quick_compare(dls, # DataLoaders to train and validate on
             rows.append(dict(setup=name, seed=s, **dict(zip(learn.recorder.metric_names[2:-1], learn.recorder.values[-1][1:]))))
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_learner.ipynb #0bb7c426
+# %% ../nbs/07_learner.ipynb #713a1a25
 class JIFInterpretation(ClassificationInterpretation):
     "`ClassificationInterpretation` whose `plot_top_losses` shows image, metadata, target/prediction and loss."
     def plot_top_losses(self, k:int=9, # number of items
@@ -130,22 +186,8 @@ class JIFInterpretation(ClassificationInterpretation):
                   for t, d, l, p in zip(targs, decoded, losses, probs)]
         return show_image_meta(items, self.dl.preproc, titles=titles, ncols=ncols, **kwargs)
 
-# %% ../nbs/07_learner.ipynb #713a1a25
+# %% ../nbs/07_learner.ipynb #fbe5c509
 FORMAT = 'jif_fastai-model/1'
-
-def _sha256(path:Path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-def atomic_write(path:Path, data:bytes|str) -> Path:
-    "Write `data` to `path` via a temporary file and rename, so readers never see a partial file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
 
 def _jsonable(o):
     "JSON fallback for NumPy scalars/arrays, tensors and paths."
@@ -164,20 +206,14 @@ def save_model(learn:Learner, # a trained `jif_learner`
     try: path.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ModelFileError(f"{path}: cannot create the model folder ({e.strerror or e}); choose a writable folder") from e
     dls, model = learn.dls, learn.model
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try: fd, tmp = tempfile.mkstemp(dir=path, prefix='.model.safetensors.', suffix='.tmp'); os.close(fd)
+    blob = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    cfg = dict(format=FORMAT, jif_fastai_version=jif_fastai.__version__, model=learn.model_config,
+               classes=list(dls.vocab), size=dls.size, cache_size=int(dls.images.shape[-1]),
+               decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(),
+               dataset=dls.spec.name, weights_sha256=hashlib.sha256(blob).hexdigest(), **extra)
+    text = json.dumps(cfg, indent=1, default=_jsonable)   # fails here, before anything is replaced
+    try: atomic_write(path/'model.safetensors', blob)
     except OSError as e: raise ModelFileError(f"{path}: cannot write the model here ({e.strerror or e}); choose a writable folder") from e
-    try:
-        save_file(state, tmp)
-        sha = _sha256(tmp)
-        cfg = dict(format=FORMAT, jif_fastai_version=jif_fastai.__version__, model=learn.model_config,
-                   classes=list(dls.vocab), size=dls.size, cache_size=int(dls.images.shape[-1]),
-                   decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(),
-                   dataset=dls.spec.name, weights_sha256=sha, **extra)
-        text = json.dumps(cfg, indent=1, default=_jsonable)   # fails here, before anything is replaced
-        os.replace(tmp, path/'model.safetensors')
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
     atomic_write(path/'config.json', text)
     return path
 

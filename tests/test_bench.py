@@ -3,8 +3,7 @@ import json, math
 import numpy as np, pytest, torch
 from PIL import Image
 from jif_fastai import sample as S
-from jif_fastai.bench import (run_bench, bench, TINY, SECTIONS, format_table, markdown_table, bench_sample, ForeachSGD,
-                              HostSyncCounter)
+from jif_fastai.bench import run_bench, bench, TINY, SECTIONS, format_table, markdown_table, bench_sample, HostSyncCounter
 
 @pytest.fixture(scope='module')
 def res(tmp_path_factory):
@@ -12,8 +11,8 @@ def res(tmp_path_factory):
     try: yield run_bench(**TINY, device='cpu', threads=1, quiet=True)
     finally: mp.undo()
 
-THROUGHPUT = ['limit', 'model', 'pipeline', 'pipeline_fast', 'epoch', 'epoch_fast', 'loader_raw', 'loader_cache',
-              'loader_fast', 'infer', 'infer_model', 'latency_cpu']
+THROUGHPUT = ['limit', 'model', 'pipeline', 'pipeline_stock', 'epoch', 'epoch_stock', 'loader_raw', 'loader_cache',
+              'loader_device', 'infer', 'infer_model', 'latency_cpu']
 
 def test_every_section_ran(res):
     assert set(res) >= {'config', 'env', 'data', 'results', 'ratios', 'memory_ratios', 'protocol', 'targets'}
@@ -30,7 +29,7 @@ def test_ratios_finite(res):
     assert res['memory_ratios']['limit'] == 1. and 0.5 < res['memory_ratios']['model'] < 5
 
 def test_protocol_and_data(res):
-    for k in ('stock', 'fast'):
+    for k in ('default', 'stock'):
         p = res['protocol'][k]
         assert p['folds'] == 5 and p['epochs'] == 100 and p['images'] == 2298 and 'extrapolated' in p['method']
         assert math.isfinite(p['minutes']) and p['minutes'] > 0
@@ -39,10 +38,10 @@ def test_protocol_and_data(res):
     assert d['cache_build']['cold'] and d['cache_build']['img_s'] > 0
 
 def test_host_syncs(res):
-    "The stock fastai path syncs per batch (loss to CPU, 2 augmentation resamples); the fixed path does not."
+    "The stock fastai path syncs per batch (loss to CPU, 2 augmentation resamples); the project's default path does not."
     R = res['results']
-    assert R['pipeline']['host_syncs_per_batch'] >= 3
-    assert R['pipeline_fast']['host_syncs_per_batch'] == 0
+    assert R['pipeline_stock']['host_syncs_per_batch'] == 3
+    assert R['pipeline']['host_syncs_per_batch'] == 0
 
 def test_targets_only_judged_on_gpu(res):
     assert res['targets'] and all(v is None for v in res['targets'].values())
@@ -51,7 +50,7 @@ def test_json_and_tables(res):
     back = json.loads(json.dumps(res))
     assert back['config']['backbone'] == 'resnet10t' and back['config']['precision'] == 'fp32'
     t = format_table(res)
-    for k in ('limit', 'model', 'pipeline_fast', 'loader_raw', 'latency_cpu', 'protocol (fast)'): assert k in t
+    for k in ('limit', 'model', 'pipeline_stock', 'loader_device', 'latency_cpu', 'protocol (default)'): assert k in t
     md = markdown_table([res, res]).splitlines()
     assert len(md) == 4 and md[2].startswith('| resnet10t |')
 
@@ -69,20 +68,6 @@ def test_bench_sample_is_make_sample(tmp_path):
     assert (a/'metadata.csv').read_bytes() == (b/'metadata.csv').read_bytes() and S.is_complete(a)
     for f in sorted((b/'images').rglob('*.png')):
         assert np.array_equal(np.asarray(Image.open(a/f.relative_to(b))), np.asarray(Image.open(f)))
-
-def test_foreach_sgd_is_fastai_sgd():
-    from fastai.optimizer import SGD
-    def steps(opt_func):
-        torch.manual_seed(0); m = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 2))
-        opt = opt_func([list(m[0].parameters()), list(m[1].parameters()) + list(m[2].parameters())], lr=0.05, mom=0.9, wd=0.1)
-        for p in m[1].parameters(): opt.state[p]['do_wd'] = False
-        opt.set_hyper('lr', [0.01, 0.05])  # discriminative rates per group
-        for i in range(4):
-            torch.manual_seed(i); m(torch.randn(8, 3)).square().mean().backward(); opt.step(); opt.zero_grad()
-        return [p.detach().clone() for p in m.parameters()], opt
-    (a, _), (b, ob) = steps(SGD), steps(ForeachSGD)
-    for x, y in zip(a, b): torch.testing.assert_close(x, y)
-    assert all(p.grad is None for p in ob.param_lists[0])
 
 def test_sync_counter_counts_reads_only():
     with HostSyncCounter() as c:

@@ -10,7 +10,7 @@ ACCELERATE = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu',
               '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no']
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2']
 
-@pytest.mark.parametrize('launcher,extra', [(ACCELERATE, []), (TORCHRUN, ['--fast'])], ids=['accelerate', 'torchrun-fast'])
+@pytest.mark.parametrize('launcher,extra', [(ACCELERATE, []), (TORCHRUN, ['--stock'])], ids=['accelerate', 'torchrun-stock'])
 def test_two_cpu_processes(tmp_path, launcher, extra):
     out = tmp_path/'run'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'JIF_FASTAI_CACHE': str(tmp_path/'cache'), 'PYTHONWARNINGS': 'ignore'}

@@ -188,9 +188,9 @@ def _state(d: Path) -> dict: return {f.name: f.read_bytes() for f in d.iterdir()
 def test_save_crash_while_writing_weights_keeps_old_model(learn, saved, monkeypatch):
     import jif_fastai.learner as L
     d, before = saved
-    def half_then_crash(state, fn, *a, **k):
-        Path(fn).write_bytes(b'\x00' * 100); raise KeyboardInterrupt('killed while writing weights')
-    monkeypatch.setattr(L, 'save_file', half_then_crash)
+    def half_then_crash(fd):  # the weights' temporary file holds all bytes but is not yet renamed
+        raise KeyboardInterrupt('killed while writing weights')
+    monkeypatch.setattr(os, 'fsync', half_then_crash)
     _bump(learn)
     with pytest.raises(KeyboardInterrupt): L.save_model(learn, d)
     assert _state(d) == before and _leftovers(d) == []
@@ -199,7 +199,10 @@ def test_save_crash_while_writing_weights_keeps_old_model(learn, saved, monkeypa
 def test_save_crash_between_weights_and_config_is_refused(learn, saved, monkeypatch):
     import jif_fastai.learner as L
     d, before = saved
-    def crash(*a, **k): raise KeyboardInterrupt('killed before the config was written')
+    real = L.atomic_write
+    def crash(path, *a, **k):
+        if Path(path).name == 'config.json': raise KeyboardInterrupt('killed before the config was written')
+        return real(path, *a, **k)
     monkeypatch.setattr(L, 'atomic_write', crash)
     _bump(learn)
     with pytest.raises(KeyboardInterrupt): L.save_model(learn, d)
@@ -229,7 +232,7 @@ def test_save_with_unjsonable_extra_changes_nothing(learn, saved):
     assert json.loads((d / 'config.json').read_text())['folds'] == [0, 1, 2]
 
 def test_atomic_write_crash_keeps_old_file(tmp_path, monkeypatch):
-    from jif_fastai.learner import atomic_write
+    from jif_fastai.dataloaders import atomic_write
     f = atomic_write(tmp_path / 'results.csv', 'a,b\n1,2\n')
     def crash(*a, **k): raise KeyboardInterrupt
     monkeypatch.setattr(os, 'replace', crash)
