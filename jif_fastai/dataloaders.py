@@ -378,16 +378,18 @@ class ImageMetaDataLoaders(DataLoaders):
         dls.cats, dls.conts = cats, conts   # every row encoded once, by the training-fold encoder: reuse, don't re-encode
         dls.y = pd.Categorical(labels, categories=spec.classes).codes.astype(np.int64)
         dls.class_weights = class_weights(labels[train_idx], spec.classes)
-        arrays = (images, cats, conts, dls.y)
-        if ifnone(on_device, num_workers == 0 and fits_device(sum(a.nbytes for a in arrays), device)):
+        if ifnone(on_device, num_workers == 0 and fits_device(sum(a.nbytes for a in dls.host_arrays), device)):
             if num_workers: raise ValueError("on_device=True makes the batches in this process: use num_workers=0")
-            dls.to_device_batches(arrays)
+            dls.to_device_batches()
         return dls
 
-    def to_device_batches(self, arrays:tuple): # (images, cats, conts, labels) NumPy arrays of every row
-        "Keep `arrays` on the device and make every batch by indexing them there (`DeviceBatchDL`), in place."
+    @property
+    def host_arrays(self) -> tuple: return self.images, self.cats, self.conts, self.y  # every row, as NumPy arrays
+
+    def to_device_batches(self):
+        "Keep `self.host_arrays` on the device and make every batch by indexing them there (`DeviceBatchDL`), in place."
         dev = torch.device(self.device)
-        ts = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in arrays)
+        ts = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in self.host_arrays)
         ts = (TensorImage(ts[0]), *ts[1:3], TensorCategory(ts[3]))  # the types the stock getters produce
         for dl in self.loaders: dl.__class__, dl.arrays = DeviceBatchDL, ts
         self.device_bytes = sum(t.numel()*t.element_size() for t in ts)

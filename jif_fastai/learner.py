@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/learner.html.md"""
 
 # %% ../nbs/07_learner.ipynb #1c576a40
 from __future__ import annotations
-import hashlib, json, os, tempfile, warnings
+import hashlib, json, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -15,7 +15,7 @@ from fastcore.basics import store_attr, ifnone, patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.metrics import AccumMetric
-from fastai.optimizer import Adam, SGD, Optimizer
+from fastai.optimizer import Adam, Optimizer
 from fastai.learner import AvgSmoothLoss
 from fastai.callback.core import Callback
 from fastai.torch_core import to_detach

@@ -188,9 +188,9 @@ def _state(d: Path) -> dict: return {f.name: f.read_bytes() for f in d.iterdir()
 def test_save_crash_while_writing_weights_keeps_old_model(learn, saved, monkeypatch):
     import jif_fastai.learner as L
     d, before = saved
-    def half_then_crash(fd):  # the weights' temporary file holds all bytes but is not yet renamed
+    def crash_before_rename(fd):  # the weights' temporary file is written but not yet renamed
         raise KeyboardInterrupt('killed while writing weights')
-    monkeypatch.setattr(os, 'fsync', half_then_crash)
+    monkeypatch.setattr(os, 'fsync', crash_before_rename)
     _bump(learn)
     with pytest.raises(KeyboardInterrupt): L.save_model(learn, d)
     assert _state(d) == before and _leftovers(d) == []
