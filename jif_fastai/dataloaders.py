@@ -10,7 +10,7 @@ import hashlib, io, os, tempfile, warnings, zlib
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, torch, timm
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from fastcore.basics import store_attr, ifnone
@@ -28,9 +28,9 @@ from .data import DatasetSpec, DatasetError, MetaPreprocessor, check_labels
 
 # %% auto #0
 __all__ = ['IMAGE_NOTES', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'atomic_write', 'ImageCache',
-           'presize_all', 'RowGetter', 'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch', 'class_weights',
-           'meta_caption', 'show_image_meta', 'ImageMetaDL', 'DeviceBatchDL', 'fits_device', 'sync_free_augment',
-           'ImageMetaDataLoaders']
+           'presize_all', 'RowGetter', 'dermo_aug', 'backbone_preprocessing', 'default_cache_size', 'valid_pipe',
+           'image_batch', 'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL', 'DeviceBatchDL',
+           'fits_device', 'sync_free_augment', 'ImageMetaDataLoaders']
 
 # %% ../nbs/02_dataloaders.ipynb #96968cf6
 Image.MAX_IMAGE_PIXELS = 250_000_000  # allow large scans (e.g. 10,000 x 10,000 px); still refuse absurd ones
@@ -221,22 +221,32 @@ def dermo_aug(size:int, # output side in pixels
     return aug_transforms(size=size, min_scale=min_scale, flip_vert=True, max_rotate=max_rotate,
                           max_lighting=max_lighting, max_warp=0., **kwargs)
 
-def _normalize(device): return Normalize.from_stats(*imagenet_stats, cuda=torch.device(device).type == 'cuda')
+def backbone_preprocessing(backbone:str=None) -> dict:
+    "Mean, std and input size timm's pretrained `backbone` expects: dict(mean, std, size); ImageNet's and 224 px without a timm config."
+    cfg = timm.get_pretrained_cfg(backbone) if backbone and ':' not in backbone else None  # None for unknown names and hub paths
+    if cfg is None: return dict(mean=list(imagenet_stats[0]), std=list(imagenet_stats[1]), size=224)
+    d = timm.data.resolve_data_config({}, pretrained_cfg=cfg.to_dict())
+    return dict(mean=list(d['mean']), std=list(d['std']), size=int(d['input_size'][-1]))
+
+def _normalize(device, stats=None):
+    "fastai `Normalize` with (mean, std) `stats` (default ImageNet's)."
+    return Normalize.from_stats(*(stats or imagenet_stats), cuda=torch.device(device).type == 'cuda')
 
 def default_cache_size(size:int) -> int:
     "Side of the presized cache for training at `size` (8/7 of it, e.g. 256 for 224: room for crops)."
     return int(round(size * 8 / 7))
 
-def valid_pipe(size:int, device='cpu') -> Pipeline:
-    "The validation image transforms: uint8 -> float, resize to `size`, ImageNet-normalise."
-    return Pipeline([IntToFloatTensor(), RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1)), _normalize(device)], split_idx=1)
+def valid_pipe(size:int, device='cpu', stats:tuple=None) -> Pipeline:
+    "The validation image transforms: uint8 -> float, resize to `size`, normalise with (mean, std) `stats` (default ImageNet's)."
+    return Pipeline([IntToFloatTensor(), RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1)), _normalize(device, stats)], split_idx=1)
 
 def image_batch(images:np.ndarray, # (N,3,s,s) presized uint8 images
                 size:int, # model input side
                 device='cpu',
-                pipe:Pipeline=None): # a `valid_pipe(size, device)` to reuse across batches
+                pipe:Pipeline=None, # a `valid_pipe(size, device, stats)` to reuse across batches
+                stats:tuple=None): # (mean, std) of the backbone (default ImageNet's)
     "Presized uint8 images -> the normalised float batch the validation DataLoader makes."
-    pipe = pipe or valid_pipe(size, device)
+    pipe = pipe or valid_pipe(size, device, stats)
     return pipe(TensorImage(torch.from_numpy(np.ascontiguousarray(images))).to(device))
 
 def class_weights(labels, classes:list) -> torch.Tensor:
@@ -335,7 +345,7 @@ class ImageMetaDataLoaders(DataLoaders):
                 spec:DatasetSpec, # column roles
                 valid_idx, # row numbers of the validation part
                 train_idx=None, # row numbers of the training part (default: all others)
-                size:int=224, # side of the training images
+                size:int=None, # side of the training images (default: the backbone's input size, else 224)
                 cache_size:int=None, # side of the presized cache (default: size * 8/7, e.g. 256 for 224)
                 bs:int=32, # batch size
                 aug:bool=True, # random augmentation of the training batches
@@ -346,6 +356,8 @@ class ImageMetaDataLoaders(DataLoaders):
                 device=None, # where batches go (default: GPU if available)
                 num_workers:int=0, # loader processes; items are array slices, so 0 (no process start-up per epoch) is fastest
                 on_device:bool=None, # batch from arrays kept on the device (`DeviceBatchDL`; default: if `fits_device` and num_workers=0)
+                backbone:str=None, # timm backbone the batches are for: its pretrained mean/std and input size are the defaults
+                stats:tuple=None, # (mean, std) to normalise with (default: the backbone's, else ImageNet's)
                 **kwargs): # passed to `DataBlock.dataloaders`
         "Encode metadata on the training rows, load presized images, and build the DataLoaders."
         df = df.reset_index(drop=True)
@@ -358,6 +370,8 @@ class ImageMetaDataLoaders(DataLoaders):
         if len(both): raise ValueError(f"rows {both[:5].tolist()} are in both train_idx and valid_idx")
         check_labels(df, spec.classes, 'data frame', col=spec.label)
         if images is not None and len(images) != len(df): raise ValueError(f"images has {len(images)} rows for {len(df)} rows of df")
+        pre = backbone_preprocessing(backbone)
+        size, stats = ifnone(size, pre['size']), ifnone(stats, (pre['mean'], pre['std']))
         cache_size = ifnone(cache_size, default_cache_size(size))
         preproc = preproc or MetaPreprocessor.from_spec(spec).fit(df.iloc[train_idx])
         cats, conts = preproc.transform(df)
@@ -369,12 +383,13 @@ class ImageMetaDataLoaders(DataLoaders):
             blocks=(TransformBlock(batch_tfms=IntToFloatTensor), TransformBlock, TransformBlock, CategoryBlock(vocab=spec.classes)),
             getters=[RowGetter(images, _as_image), RowGetter(cats, _as_tensor), RowGetter(conts, _as_tensor), RowGetter(labels)],
             splitter=IndexSplitter(np.arange(len(valid_idx)) + len(train_idx)), n_inp=3,
-            batch_tfms=[*tfms, _normalize(device)], dl_type=ImageMetaDL)
+            batch_tfms=[*tfms, _normalize(device, stats)], dl_type=ImageMetaDL)
         if seed is not None: torch.manual_seed(seed); np.random.seed(seed)
         dls = dblock.dataloaders(np.concatenate([train_idx, valid_idx]).tolist(), bs=bs, device=device, num_workers=num_workers, **kwargs)
         dls.__class__ = cls
         for dl in dls.loaders: dl.preproc = preproc
         dls.spec, dls.preproc, dls.df, dls.images, dls.size = spec, preproc, df, images, size
+        dls.stats = (list(map(float, stats[0])), list(map(float, stats[1])))
         dls.cats, dls.conts = cats, conts   # every row encoded once, by the training-fold encoder: reuse, don't re-encode
         dls.y = pd.Categorical(labels, categories=spec.classes).codes.astype(np.int64)
         dls.class_weights = class_weights(labels[train_idx], spec.classes)
@@ -382,6 +397,15 @@ class ImageMetaDataLoaders(DataLoaders):
             if num_workers: raise ValueError("on_device=True makes the batches in this process: use num_workers=0")
             dls.to_device_batches()
         return dls
+
+    def set_stats(self, mean, std):
+        "Normalise images with `mean`/`std` from now on, in every loader (what `vision_learner` does for its backbone)."
+        new = _normalize(self.device, (mean, std))
+        for dl in self.loaders:
+            for t in dl.after_batch.fs:
+                if isinstance(t, Normalize): t.mean, t.std = new.mean, new.std
+        self.stats = (list(map(float, mean)), list(map(float, std)))
+        return self
 
     @property
     def host_arrays(self) -> tuple: return self.images, self.cats, self.conts, self.y  # every row, as NumPy arrays

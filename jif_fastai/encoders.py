@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/encoders.html.md"""
 
 # %% ../nbs/03_encoders.ipynb #2c748d85
 from __future__ import annotations
-import difflib
+import difflib, hashlib
 from pathlib import Path
 import torch, timm
 from torch import nn, Tensor
@@ -16,8 +16,8 @@ from fastai.layers import LinBnDrop, Embedding
 from fastai.tabular.model import emb_sz_rule
 
 # %% auto #0
-__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'ImageEncoder',
-           'NoImageEncoder', 'MetaEncoder']
+__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'weights_origin',
+           'ImageEncoder', 'NoImageEncoder', 'MetaEncoder']
 
 # %% ../nbs/03_encoders.ipynb #be9b9fb2
 PAPER_BACKBONES = ('densenet121', 'mobilenetv2_100', 'resnet50', 'efficientnet_b3', 'legacy_xception')
@@ -48,6 +48,18 @@ def load_backbone_weights(model:nn.Module, weights_file:str|Path) -> nn.Module:
 class WeightsUnavailableError(RuntimeError):
     "Pretrained backbone weights could not be downloaded or loaded."
 
+def weights_origin(model:nn.Module, # a timm model
+                   pretrained:bool, # whether timm's pretrained weights were asked for
+                   weights_file:str|Path=None, # the local state dict that was loaded, if any
+                  ) -> dict:
+    "Where a backbone's starting weights came from: a file (name + sha256, not its path), timm's pretrained tag, or random."
+    if weights_file is not None:
+        return dict(source='file', file=Path(weights_file).name, sha256=hashlib.sha256(Path(weights_file).read_bytes()).hexdigest())
+    if pretrained:
+        cfg = getattr(model, 'pretrained_cfg', {}) or {}
+        return dict(source='timm', tag='.'.join(x for x in (cfg.get('architecture'), cfg.get('tag')) if x))
+    return dict(source='random')
+
 class ImageEncoder(nn.Module):
     "A timm backbone without classifier: image (B,3,S,S) -> feature map (B,C,h,w) -> pooled (B,C)."
     def __init__(self,
@@ -60,6 +72,7 @@ class ImageEncoder(nn.Module):
         self.backbone = check_backbone(backbone)
         self.model = self._create(backbone, pretrained and weights_file is None, **kwargs)
         if weights_file is not None: load_backbone_weights(self.model, weights_file)
+        self.weights = weights_origin(self.model, pretrained, weights_file)  # recorded with saved models
         self.num_features = self.model.num_features  # C: channels of the `forward_features` map
         self.pool = SelectAdaptivePool2d(pool_type='avg', flatten=True)
 

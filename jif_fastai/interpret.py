@@ -217,10 +217,12 @@ def grad_cam(learn_or_model, # `Learner` or `JIFModel`
     try:
         with torch.enable_grad():
             A = m.img_encoder.forward_features(img).detach().requires_grad_(True)   # (B,K,h,w)
-            out = m.forward_head(m.fusion(A, m.meta_encoder(cats, conts)))            # (B,branches,C) as in JIFModel.forward
+            out = m.forward_head(m.branch_features(A, m.meta_encoder(cats, conts)))   # (B,branches,C) as in JIFModel.forward
             s = _branch_logits(m, out, branch)                                        # (B,C)
             t = s.argmax(1) if target is None else torch.as_tensor(target, device=dev).long().expand(len(s))
-            g, = torch.autograd.grad(s.gather(1, t[:, None]).sum(), A)                # (B,K,h,w) dy^c/dA
+            y = s.gather(1, t[:, None]).sum()
+            g = torch.autograd.grad(y, A, allow_unused=True)[0] if y.requires_grad else None  # (B,K,h,w) dy^c/dA
+            if g is None: g = torch.zeros_like(A)                                      # the branch does not see the image
     finally: m.train(was)
     alpha = g.mean((2, 3), keepdim=True)                                              # (B,K,1,1) alpha_k^c
     cam = F.relu((alpha * A.detach()).sum(1, keepdim=True))                           # (B,1,h,w) L^c
@@ -230,10 +232,10 @@ def grad_cam(learn_or_model, # `Learner` or `JIFModel`
     return cam[0] if single else cam
 
 # %% ../nbs/09_interpret.ipynb #f6068f4e
-def denorm(img:Tensor, # (3,H,W) ImageNet-normalised image
-           stats=imagenet_stats) -> np.ndarray: # (H,W,3) in [0,1]
-    "Undo ImageNet normalisation: (3,H,W) tensor -> (H,W,3) floats in [0,1] for `imshow`."
-    mean, std = (torch.tensor(s).view(3, 1, 1) for s in stats)
+def denorm(img:Tensor, # (3,H,W) normalised image
+           stats=None) -> np.ndarray: # (mean, std) it was normalised with (default ImageNet's; a `jif_learner`'s are `dls.stats`)
+    "Undo the normalisation: (3,H,W) tensor -> (H,W,3) floats in [0,1] for `imshow`."
+    mean, std = (torch.tensor(s, dtype=torch.float32).view(3, 1, 1) for s in (stats or imagenet_stats))
     return (_plain(img)[0].detach().float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
 def plot_grad_cam(learn_or_model, # `Learner` or `JIFModel`
@@ -245,13 +247,15 @@ def plot_grad_cam(learn_or_model, # `Learner` or `JIFModel`
                   targs=None, # (B,) true classes, for the titles
                   classes:list=None, # class names (default: the learner's vocab)
                   ncols:int=3, # image pairs per row
-                  alpha:float=.5): # opacity of the heat map
+                  alpha:float=.5, # opacity of the heat map
+                  stats=None): # (mean, std) the images were normalised with (default: the learner's `dls.stats`, else ImageNet's)
     "Each image next to its Grad-CAM overlay, titled with the true and the explained class."
     img, cats, conts = _plain(img, cats, conts)
     if img.ndim == 3: img, cats, conts = img[None], cats[None], conts[None]
     if targs is not None: targs = torch.as_tensor(targs).view(-1)
     m = _model(learn_or_model)
     classes = ifnone(classes, list(learn_or_model.dls.vocab) if isinstance(learn_or_model, Learner) else None)
+    stats = ifnone(stats, getattr(learn_or_model.dls, 'stats', None) if isinstance(learn_or_model, Learner) else None)
     cam = grad_cam(m, img, cats, conts, target, branch)                           # (B,H,W)
     dev, was = next(m.parameters()).device, m.training
     m.eval()
@@ -265,7 +269,7 @@ def plot_grad_cam(learn_or_model, # `Learner` or `JIFModel`
     for ax in axs.flat: ax.axis('off')
     for i in range(B):
         a, o = axs[i // ncols, 2*(i % ncols)], axs[i // ncols, 2*(i % ncols) + 1]
-        x = denorm(img[i])
+        x = denorm(img[i], stats)
         a.imshow(x); o.imshow(x); o.imshow(cam[i].numpy(), cmap='jet', alpha=alpha, vmin=0, vmax=1)
         a.set_title(f'true {name(targs[i])}' if targs is not None else f'item {i}', fontsize=9)
         ok = targs is not None and int(t[i]) == int(targs[i])
@@ -349,7 +353,8 @@ def save_fold_pictures(learn:Learner, # a trained `jif_learner`
             k = min(n_cam, len(b[0])) if getattr(m.img_encoder, 'num_features', 1) else 0   # no Grad-CAM without an image backbone
             if k:
                 branch = 'joint' if 'joint' in m.branches else m.branches[0]
-                fig = plot_grad_cam(m, b[0][:k], b[1][:k], b[2][:k], branch=branch, targs=b[3][:k], classes=classes)
+                fig = plot_grad_cam(m, b[0][:k], b[1][:k], b[2][:k], branch=branch, targs=b[3][:k], classes=classes,
+                                    stats=getattr(learn.dls, 'stats', None))
                 paths.append(_save(fig, out/'grad_cam.png'))
     return paths
 

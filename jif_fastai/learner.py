@@ -24,6 +24,7 @@ from fastai.callback.schedule import *  # fit_one_cycle, fit_flat_cos, lr_find
 from fastai.callback.fp16 import *      # to_fp16 / to_bf16
 from fastai.callback.channelslast import *  # to_channelslast
 from fastai.interpret import ClassificationInterpretation
+from fastai.vision.core import imagenet_stats
 from sklearn import metrics as skm
 from safetensors.torch import save as save_safetensors, load as load_safetensors
 import jif_fastai
@@ -142,6 +143,7 @@ def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
     "A fastai `Learner` for a JIF model on `dls`, with loss, metrics and splitter set."
     if opt not in OPTIMIZERS: raise ValueError(f"opt must be one of {list(OPTIMIZERS)}, not {opt!r}")
     model = create_model(backbone, dls.cat_cards, dls.n_cont, len(dls.vocab), fusion=fusion, structure=structure, **kwargs)
+    if hasattr(model.img_encoder, 'data_config'): dls.set_stats(model.img_encoder.data_config['mean'], model.img_encoder.data_config['std'])
     loss = model.loss_func(weight=dls.class_weights if class_weighted else None).to(dls.device)  # class weights live on the device
     cbs = L(cbs) + ([SyncFree()] if sync_free else [])
     learn = Learner(dls, model, loss_func=loss, opt_func=OPTIMIZERS[opt], wd=wd, splitter=jif_splitter, cbs=cbs,
@@ -209,7 +211,8 @@ def save_model(learn:Learner, # a trained `jif_learner`
     blob = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     cfg = dict(format=FORMAT, jif_fastai_version=jif_fastai.__version__, model=learn.model_config,
                classes=list(dls.vocab), size=dls.size, cache_size=int(dls.images.shape[-1]),
-               decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(),
+               decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(), stats=dls.stats,
+               backbone_weights=getattr(model.img_encoder, 'weights', None),
                dataset=dls.spec.name, weights_sha256=hashlib.sha256(blob).hexdigest(), **extra)
     text = json.dumps(cfg, indent=1, default=_jsonable)   # fails here, before anything is replaced
     try: atomic_write(path/'model.safetensors', blob)
@@ -265,6 +268,7 @@ class JIFPredictor:
     "A loaded model that predicts class, fused and per-branch probabilities from images + metadata."
     def __init__(self, model:JIFModel, preproc:MetaPreprocessor, cfg:dict, device=None, path:Path=None):
         store_attr('model,preproc,cfg,path'); self.classes = cfg['classes']
+        self.stats = cfg.get('stats') or (list(imagenet_stats[0]), list(imagenet_stats[1]))  # models saved before 0.2 used ImageNet's
         self.device = torch.device(ifnone(device, 'cpu')); self.model.to(self.device).eval()
 
     def check_data(self, df:pd.DataFrame, # rows to predict for
@@ -291,7 +295,7 @@ class JIFPredictor:
     def predict_arrays(self, images:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
         "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, from presized images and encoded metadata."
         outs = []
-        pipe = valid_pipe(self.cfg['size'], self.device)  # built once, reused for every batch
+        pipe = valid_pipe(self.cfg['size'], self.device, self.stats)  # built once, reused for every batch
         for i in range(0, len(images), bs):
             x = image_batch(images[i:i+bs], self.cfg['size'], self.device, pipe).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
             outs.append(self.model(x, torch.from_numpy(cats[i:i+bs]).to(self.device), torch.from_numpy(conts[i:i+bs]).to(self.device)).float().cpu())

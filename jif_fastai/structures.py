@@ -18,35 +18,42 @@ from .fusion import Fusion, FusionOutput, FUSIONS, create_fusion
 from . import baselines as _baselines  # registers 'concat', 'metanet', 'metablock' in FUSIONS
 
 # %% auto #0
-__all__ = ['BRANCHES', 'BRANCH_FEATURES', 'STRUCTURES', 'Structure', 'register_structure', 'get_structure', 'jif_structure',
-           'jf_structure', 'late_structure', 'image_structure', 'meta_structure', 'branch_probs', 'weighted_vote',
-           'fuse_probs', 'JIFLoss', 'JIFModel', 'jif_splitter', 'create_model']
+__all__ = ['BRANCHES', 'BRANCH_FEATURES', 'INDIVIDUAL', 'STRUCTURES', 'Structure', 'register_structure', 'get_structure',
+           'jif_structure', 'jif_fused_structure', 'jf_structure', 'late_structure', 'image_structure',
+           'meta_structure', 'branch_probs', 'weighted_vote', 'fuse_probs', 'JIFLoss', 'JIFModel', 'jif_splitter',
+           'create_model']
 
 # %% ../nbs/05_jif.ipynb #f4663d17
 BRANCHES = ('joint', 'image', 'meta')
 BRANCH_FEATURES = {'joint': 'joint', 'image': 'img', 'meta': 'meta'}  # branch -> `FusionOutput` field
+INDIVIDUAL = ('encoder', 'fused')  # where the image/meta heads read: the encoders' outputs (the paper's) or the fusion's views
 
 def _floats(xs) -> tuple: return tuple(float(x) for x in xs)
 
 @dataclass
 class Structure:
-    "Which classifier branches a model has, and their weights in the training loss and in the decision."
+    "Which classifier branches a model has, where they read, and their weights in the training loss and in the decision."
     name:str                    # registry name
     branches:tuple              # branch names, a subsequence of `BRANCHES` in that order
     loss_weights:tuple          # weight of each branch's cross-entropy in the training loss
     decision_weights:tuple=None # weight of each branch's softmax at test time (default: equal)
     fusion:str=None             # fusion this structure forces (None: use the one asked for)
+    individual:str='encoder'    # image/meta heads on the encoders' outputs ('encoder', the paper's) or on the fusion's views ('fused')
 
     def __post_init__(self):
         self.branches = tuple(self.branches)
         if not self.branches or tuple(b for b in BRANCHES if b in self.branches) != self.branches:
             raise ValueError(f"branches {self.branches} must be a non-empty subsequence of {BRANCHES}")
+        if self.individual not in INDIVIDUAL: raise ValueError(f"individual must be one of {INDIVIDUAL}, not {self.individual!r}")
         self.decision_weights = ifnone(self.decision_weights, (1/len(self.branches),)*len(self.branches))
         self.loss_weights, self.decision_weights = _floats(self.loss_weights), _floats(self.decision_weights)
         for nm in ('loss_weights', 'decision_weights'):
             w = getattr(self, nm)
             if len(w) != len(self.branches): raise ValueError(f"{nm} {w} must have one weight per branch {self.branches}")
             if min(w) < 0 or sum(w) <= 0: raise ValueError(f"{nm} {w} must be >= 0 with a positive sum")
+
+    @property
+    def fuses(self) -> bool: return 'joint' in self.branches or self.individual == 'fused'  # does any head read the fusion?
 
 # %% ../nbs/05_jif.ipynb #30fc8013
 STRUCTURES = {}
@@ -66,6 +73,11 @@ def get_structure(name:str|Structure, lam:float=0.5, decision_weights:Sequence=N
 def jif_structure(lam=0.5, decision_weights=None):
     "Joint-individual fusion: joint + image + metadata heads, loss weights (1, lam, lam)."
     return Structure('jif', ('joint', 'image', 'meta'), (1., lam, lam), decision_weights)
+
+@register_structure('jif-fused')
+def jif_fused_structure(lam=0.5, decision_weights=None):
+    "JIF variant: the image and metadata heads read the fusion's enhanced views instead of the encoders' outputs."
+    return Structure('jif-fused', ('joint', 'image', 'meta'), (1., lam, lam), decision_weights, individual='fused')
 
 @register_structure('jf')
 def jf_structure(lam=0.5, decision_weights=None):
@@ -160,20 +172,27 @@ class JIFModel(nn.Module):
         img_encoder:ImageEncoder,   # image (B,3,S,S) -> map (B,C,h,w) via `forward_features`
         meta_encoder:MetaEncoder,   # (cats, conts) -> (B,M)
         fusion:Fusion,              # (map, meta) -> `FusionOutput` with `out_dims`
-        structure:Structure,        # branches and their weights
+        structure:Structure,        # branches, where they read, and their weights
         n_classes:int,              # number of classes C
         head_drop:float=0.,         # dropout before each classifier
     ):
         super().__init__()
         self.img_encoder, self.meta_encoder, self.fusion, self.structure = img_encoder, meta_encoder, fusion, structure
         self.branches, self.num_classes = structure.branches, n_classes
-        self.heads = nn.ModuleDict({b: nn.Sequential(nn.Dropout(head_drop),
-                                                     nn.Linear(getattr(fusion.out_dims, BRANCH_FEATURES[b]), n_classes))
+        dims = (fusion.out_dims if structure.individual == 'fused' else
+                FusionOutput(img_encoder.num_features, meta_encoder.out_dim, fusion.out_dims.joint))
+        self.heads = nn.ModuleDict({b: nn.Sequential(nn.Dropout(head_drop), nn.Linear(getattr(dims, BRANCH_FEATURES[b]), n_classes))
                                     for b in self.branches})
 
+    def branch_features(self, img_map:Tensor, meta:Tensor) -> FusionOutput:
+        "What each branch reads, from the image map (B,C,h,w) and the metadata features (B,M)."
+        fused = self.fusion(img_map, meta) if self.structure.fuses else None
+        if self.structure.individual == 'fused': return fused
+        return FusionOutput(Fusion.pool(img_map), meta, None if fused is None else fused.joint)  # f_I (B,C), f_M (B,M), F_IM
+
     def forward_features(self, img:Tensor, cats:Tensor, conts:Tensor) -> FusionOutput:
-        "Encode both modalities and fuse them."
-        return self.fusion(self.img_encoder.forward_features(img), self.meta_encoder(cats, conts))  # (B,C,h,w), (B,M)
+        "Encode both modalities and fuse them: the features each branch reads."
+        return self.branch_features(self.img_encoder.forward_features(img), self.meta_encoder(cats, conts))  # (B,C,h,w), (B,M)
 
     def forward_head(self, feats:FusionOutput) -> Tensor:
         "One classifier per branch: `FusionOutput` -> (B,K,C) logits."
