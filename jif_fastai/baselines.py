@@ -42,6 +42,7 @@ class MetaNet(Fusion):
 @register_fusion('metablock')
 class MetaBlock(Fusion):
     "MetaBlock: x = sigmoid(tanh(f(meta) * x) + g(meta)) on the image map; joint = pooled result (B,C)."
+    needs_map = True  # non-linear at every position: the pooled map is not enough
     def __init__(self,
         img_dim:int,    # C: channels of the image feature map
         meta_dim:int,   # M: width of the metadata features

@@ -41,12 +41,13 @@ def resolve_preset(on_sample:bool, **flags) -> tuple:
     name = 'sample' if on_sample else 'paper'
     return name, {k: (v if flags.get(k) is None else flags[k]) for k, v in PRESETS[name].items()}
 
-def describe(name:str, s:dict, changed=()) -> str:
+def describe(name:str, s:dict, changed=(), weights_file=None, frozen=False) -> str:
     "One line saying which preset (and which of its values the flags `changed`) and settings a run uses."
     note = ' (no --root: the embedded sample)' if name == 'sample' else ''
     note += f" with {', '.join(f'--{k}' for k in changed)} from the command line" if changed else ''
     return (f"{name} settings{note}: {s['backbone']} at "
-            f"{s['size']} px, {'ImageNet weights' if s['pretrained'] else 'random init'}, {s['folds']} folds x "
+            f"{s['size']} px, {'weights ' + Path(weights_file).name if weights_file else 'ImageNet weights' if s['pretrained'] else 'random init'}"
+            f"{' (frozen)' if frozen else ''}, {s['folds']} folds x "
             f"{s['epochs']} epochs, {s['opt']} + {s['schedule']} lr {s['lr']:g}, batch {s['bs']}")
 
 # %% ../nbs/10_cli.ipynb #b795deee
@@ -101,6 +102,9 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           opt:Choice('optimiser (default: adam on the sample, sgd otherwise)', list(OPTIMIZERS))=None,
           size:int=None, # image side in pixels (default: 64 on the sample, 224 otherwise)
           pretrained:Flag('ImageNet weights for the backbone (default: no on the sample, yes otherwise)')=None,
+          weights_file:Path=None, # local backbone weights (.safetensors/.pth with timm key names) instead of downloading
+          frozen:Flag('train on the frozen backbone\'s cached features (fast on a CPU; see the frozen chapter)')=False,
+          views:int=1, # with --frozen: cached views per image, 1-8 (identity, flips, rotations)
           split:Choice("'kfold' (grouped, stratified) or 'official' (derm7pt: train on train, pick on valid, report on test)", SPLITS)='kfold',
           seed:int=0, # seed of the folds and of training
           out:Path=None, # run folder (default: runs/<dataset>-<structure>-<fusion>-<backbone>)
@@ -120,6 +124,9 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
          ):
     "Cross-validate JIF-MMFA (or an ablation grid) and print the results table."
     check_flags(dataset, root, split, classes, csv, image_col, label_col, cat, cont, group_col)
+    if weights_file is not None and not Path(weights_file).is_file(): raise UsageError(f"--weights-file {weights_file}: no such file")
+    if not 1 <= views <= 8: raise UsageError(f"--views must be between 1 and 8, not {views}")
+    if views > 1 and not frozen: raise UsageError("--views applies to --frozen runs only")
     name, s = resolve_preset(root is None and dataset == 'pad-ufes-20', backbone=backbone, size=size, folds=folds, epochs=epochs, bs=bs, lr=lr,
                              schedule=schedule, opt=opt, pretrained=pretrained)
     bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
@@ -131,9 +138,10 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
     grid = len(bbs) * len(fus) * len(sts) > 1
     out = check_writable(out or Path('runs')/(f'grid-{dataset}' if grid else f"{dataset}-{sts[0]}-{fus[0]}-{bbs[0]}"))
     if threads: torch.set_num_threads(threads)
-    print(describe(name, s, [k for k, v in s.items() if v != PRESETS[name][k]]))
+    print(describe(name, s, [k for k, v in s.items() if v != PRESETS[name][k]], weights_file, frozen))
     kw = dict(root=root, folds=s['folds'], epochs=s['epochs'], bs=s['bs'], lr=s['lr'], schedule=s['schedule'], opt=s['opt'],
-              size=s['size'], pretrained=s['pretrained'], seed=seed, split=split, lam=lam, loss_weighting=loss_weighting,
+              size=s['size'], pretrained=s['pretrained'], weights_file=weights_file, frozen=frozen, views=views,
+              seed=seed, split=split, lam=lam, loss_weighting=loss_weighting,
               decision_weights=[float(w) for w in _list(decision_weights)] or None, device=device, pictures=pictures,
               load_kw=load_kw(dataset, classes, csv, image_col, label_col, cat, cont, group_col))
     if grid:

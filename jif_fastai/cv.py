@@ -23,7 +23,8 @@ import jif_fastai
 from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_csv,
                              kfold_splits, official_splits)
 from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
-from .encoders import check_backbone
+from .encoders import check_backbone, file_sha256
+from . import frozen as _frozen  # Learner.fit_frozen
 from .fusion import FUSIONS
 from .structures import STRUCTURES, JIFLoss, get_structure, jif_splitter, weighted_vote
 from .learner import jif_learner, save_model, load_model, balanced_accuracy, accuracy, macro_auc, OPTIMIZERS
@@ -253,6 +254,7 @@ def train_fold(df:pd.DataFrame, # tidy frame
                device=None, # training device (default: GPU if available)
                mb=None, # fastprogress master bar of the folds
                cache_dir:Path=None, # presized-image cache
+               weights_file:Path=None, # local backbone weights to start from
               ) -> dict:
     "Train, save and score fold `fold`; write its predictions and record; return the record."
     t0, p, out = time.time(), plan[fold], Path(out)
@@ -260,11 +262,15 @@ def train_fold(df:pd.DataFrame, # tidy frame
     dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=p['valid'], train_idx=p['train'], size=cfg['size'],
                                        bs=cfg['bs'], images=images, cache_dir=cache_dir, seed=cfg['seed'] + fold, device=device)
     learn = jif_learner(dls, cfg['backbone'], cfg['fusion'], cfg['structure'], opt=cfg['opt'], wd=cfg['wd'],
-                        pretrained=cfg['pretrained'], lam=cfg['lam'], decision_weights=cfg['decision_weights'], **cfg['model_kw'])
+                        pretrained=cfg['pretrained'], weights_file=weights_file, lam=cfg['lam'], decision_weights=cfg['decision_weights'],
+                        **cfg['model_kw'])
     LOSS_WEIGHTINGS[cfg['loss_weighting']](learn)
     best = KeepBest() if p['pick'] else None
+    fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out)] + listify(best)
     with learn.no_bar(), learn.no_logging():
-        SCHEDULES[cfg['schedule']](learn, cfg['epochs'], cfg['lr'], cbs=[FoldProgress(mb, fold, out)] + listify(best))
+        if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs,
+                                           cache_dir=None if cache_dir is None else Path(cache_dir)/'features')
+        else: fit(learn, cfg['epochs'], cfg['lr'], cbs=cbs)
     mdir = save_model(learn, out/'models'/f'fold_{fold}', fold=fold, run=cfg)
     pred = load_model(mdir, device=dls.device)
     y = dls.y
@@ -384,7 +390,8 @@ def results_markdown(t:pd.DataFrame, cfg:dict) -> str:
     cols = [c for c in t.columns if c not in ('fold', 'n', 'minutes', 'best_epoch')]
     body = pd.DataFrame({'metric': cols, **{f'fold {r.fold}': [_cell(getattr(r, c)) for c in cols] for r in t.itertuples()},
                          'mean ± std': [mean_std(t, [c])[c] if t[c].dtype.kind == 'f' else '' for c in cols]})
-    head = (f"{cfg['structure']}-{cfg['fusion']} on {cfg['dataset']}, {cfg['backbone']} {cfg['size']} px, "
+    frz = f" frozen ({cfg['views']} view(s))" if cfg.get('frozen') else ''
+    head = (f"{cfg['structure']}-{cfg['fusion']} on {cfg['dataset']}, {cfg['backbone']}{frz} {cfg['size']} px, "
             f"{cfg['split']} ({len(t)} fold(s)), {cfg['epochs']} epochs {cfg['schedule']} lr {cfg['lr']}, "
             f"loss weighting {cfg['loss_weighting']}")
     return f"{head}\n\n{md_table(body)}\n"
@@ -468,6 +475,9 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
            opt:str='adam', # 'adam' or 'sgd'
            wd:float=1e-4, # weight decay
            pretrained:bool=False, # ImageNet weights for the backbone
+           weights_file:Path=None, # local backbone weights instead (recorded by name + sha256, not path)
+           frozen:bool=False, # train on the frozen backbone's cached features (`fit_frozen`)
+           views:int=1, # with `frozen`: cached views per image (flips/rotations, see `VIEWS`)
            lam:float=0.5, # JIF loss weight of the individual branches
            decision_weights=None, # fixed test-time branch weights (default equal)
            loss_weighting:str='fixed', # 'fixed' (lam) or 'uncertainty' (learned, Kendall et al.)
@@ -488,6 +498,8 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
     cfg = dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes),
                split=split, folds=len(plan), backbone=backbone, fusion=eff_fusion, structure=structure, epochs=epochs,
                bs=bs, lr=lr, schedule=schedule, opt=opt, wd=wd, size=size, pretrained=pretrained, seed=seed, lam=lam,
+               weights=None if weights_file is None else dict(file=Path(weights_file).name, sha256=file_sha256(weights_file)),
+               frozen=frozen, views=views if frozen else None,
                decision_weights=decision_weights, loss_weighting=loss_weighting, weight_step=weight_step,
                missing_fracs=list(missing_fracs), model_kw=model_kw or {})
     out = check_run_dir(out_dir, cfg)
@@ -497,7 +509,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
         fold_pics, _ = _pictures() if pictures else (None, None)
         mb = fold_bar(todo) if progress else None
         for k in (mb if mb else todo):
-            rec = train_fold(df, spec, plan, k, _jsonable(cfg), out, images, device, mb, cache_dir)
+            rec = train_fold(df, spec, plan, k, _jsonable(cfg), out, images, device, mb, cache_dir, weights_file)
             if mb: mb.write(f"fold {k} done in {rec['seconds']:.0f} s")
             if fold_pics: fold_pics(rec['learn'], out/'pictures'/f'fold_{k}')
     res = summarise(out)

@@ -16,8 +16,8 @@ from fastai.layers import LinBnDrop, Embedding
 from fastai.tabular.model import emb_sz_rule
 
 # %% auto #0
-__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'weights_origin',
-           'ImageEncoder', 'NoImageEncoder', 'MetaEncoder']
+__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'file_sha256',
+           'weights_origin', 'ImageEncoder', 'NoImageEncoder', 'MetaEncoder']
 
 # %% ../nbs/03_encoders.ipynb #be9b9fb2
 PAPER_BACKBONES = ('densenet121', 'mobilenetv2_100', 'resnet50', 'efficientnet_b3', 'legacy_xception')
@@ -48,13 +48,16 @@ def load_backbone_weights(model:nn.Module, weights_file:str|Path) -> nn.Module:
 class WeightsUnavailableError(RuntimeError):
     "Pretrained backbone weights could not be downloaded or loaded."
 
+def file_sha256(path:str|Path) -> str:
+    "SHA-256 of a file's bytes (hex)."
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
 def weights_origin(model:nn.Module, # a timm model
                    pretrained:bool, # whether timm's pretrained weights were asked for
                    weights_file:str|Path=None, # the local state dict that was loaded, if any
                   ) -> dict:
     "Where a backbone's starting weights came from: a file (name + sha256, not its path), timm's pretrained tag, or random."
-    if weights_file is not None:
-        return dict(source='file', file=Path(weights_file).name, sha256=hashlib.sha256(Path(weights_file).read_bytes()).hexdigest())
+    if weights_file is not None: return dict(source='file', file=Path(weights_file).name, sha256=file_sha256(weights_file))
     if pretrained:
         cfg = getattr(model, 'pretrained_cfg', {}) or {}
         return dict(source='timm', tag='.'.join(x for x in (cfg.get('architecture'), cfg.get('tag')) if x))

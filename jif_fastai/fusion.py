@@ -25,6 +25,7 @@ class FusionOutput(NamedTuple):
 
 class Fusion(nn.Module):
     "Base fusion module: (image map (B,C,h,w), metadata (B,M)) -> `FusionOutput`; sets `out_dims`."
+    needs_map = False  # True if the output depends on the map's positions, not only on its average (see `fit_frozen`)
     def __init__(self,
         img_dim:int,   # C: channels of the image feature map
         meta_dim:int,  # M: width of the metadata features
