@@ -192,13 +192,15 @@ def missing_meta_eval(predictor, # a `JIFPredictor` (from `load_model`)
                       fracs=(0., .1, .3, .5, .7), # fractions of metadata values removed
                       seed:int=0, # which values are removed
                       base:np.ndarray=None, # (len(rows),K,C) per-branch probabilities already computed with nothing removed
+                      features:np.ndarray=None, # (len(df),C...) cached backbone outputs to use instead of `images` (frozen runs)
                      ) -> list:
     "Fused and per-branch scores on `rows` with each fraction of the metadata values removed."
-    sub, res, imgs = df.iloc[rows], [], images[rows]
+    sub, res = df.iloc[rows], []
+    imgs, run = (images[rows], predictor.predict_arrays) if features is None else (features[rows], predictor.predict_features)
     cols = predictor.preproc.cat_names + predictor.preproc.cont_names
     for f in fracs:
         if f == 0 and base is not None: per = base   # nothing removed: the fold's own predictions
-        else: per = predictor.predict_arrays(imgs, *predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False))[1]
+        else: per = run(imgs, *predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False))[1]
         res.append(dict(frac=float(f), **fold_scores(y, per, predictor.model.branches, predictor.cfg['decision_weights'])))
     return res
 
@@ -267,20 +269,23 @@ def train_fold(df:pd.DataFrame, # tidy frame
     LOSS_WEIGHTINGS[cfg['loss_weighting']](learn)
     best = KeepBest() if p['pick'] else None
     fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out)] + listify(best)
+    fdir = None if cache_dir is None else Path(cache_dir)/'features'   # frozen runs: the feature cache
     with learn.no_bar(), learn.no_logging():
-        if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs,
-                                           cache_dir=None if cache_dir is None else Path(cache_dir)/'features')
+        if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs, cache_dir=fdir)
         else: fit(learn, cfg['epochs'], cfg['lr'], cbs=cbs)
     mdir = save_model(learn, out/'models'/f'fold_{fold}', fold=fold, run=cfg)
     pred = load_model(mdir, device=dls.device)
     y = dls.y
+    feats = _frozen.frozen_features(learn, 1, fdir)[0] if cfg['frozen'] else None  # the backbone's outputs: same scores, no CNN pass
     def _probs(rows):
         cats, conts = dls.cats[rows], dls.conts[rows]
+        if feats is not None: return pred.predict_features(feats[rows], cats, conts)[1]
         return pred.predict_arrays(dls.images[rows], cats, conts)[1]  # (N,K,C)
     arrays = dict(rows=p['test'], y=y[p['test']], probs=_probs(p['test']))
     if p['pick']: arrays.update(sel_rows=p['valid'], sel_y=y[p['valid']], sel_probs=_probs(p['valid']))
     atomic_write(out/'folds'/f'fold_{fold}.npz', _npz_bytes(**arrays))
-    missing = missing_meta_eval(pred, df, p['test'], dls.images, arrays['y'], cfg['missing_fracs'], seed=cfg['seed'] + fold, base=arrays['probs'])
+    missing = missing_meta_eval(pred, df, p['test'], dls.images, arrays['y'], cfg['missing_fracs'], seed=cfg['seed'] + fold,
+                                base=arrays['probs'], features=feats)
     rec = dict(fold=fold, n_train=len(p['train']), n_test=len(p['test']), branches=list(learn.model.branches),
                decision_weights=list(learn.model.structure.decision_weights), loss_weights=loss_weights(learn),
                best_epoch=None if best is None else best.best_epoch, seconds=round(time.time() - t0, 1),

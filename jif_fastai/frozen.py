@@ -18,10 +18,11 @@ from fastai.data.load import DataLoader
 from fastai.torch_core import TensorCategory
 from .dataloaders import ImageMetaDataLoaders, valid_pipe, image_batch, atomic_write, default_cache_dir
 from .fusion import Fusion
+from .learner import JIFPredictor
 
 # %% auto #0
 __all__ = ['VIEWS', 'view_names', 'state_digest', 'array_digest', 'encode_images', 'FeatureCache', 'FeatureSet', 'FeatureDL',
-           'feature_dls', 'FeatureInput', 'feature_kind', 'on_features', 'time_epochs']
+           'feature_dls', 'FeatureInput', 'feature_kind', 'on_features', 'frozen_features', 'time_epochs']
 
 # %% ../nbs/07a_frozen.ipynb #03c38441
 VIEWS = {  # name -> f((B,3,S,S)) -> (B,3,S,S): the dihedral group of the square, identity first
@@ -159,6 +160,12 @@ def on_features(learn:Learner, fdls:DataLoaders):
     finally: m.img_encoder, learn.dls, learn.opt = enc, dls, None  # a later fit builds an optimiser for the whole model
 
 # %% ../nbs/07a_frozen.ipynb #efa4b5b6
+def frozen_features(learn:Learner, n_views:int=1, # cached views per image (see `VIEWS`)
+                    cache_dir:Path=None) -> np.ndarray: # feature cache (default: beside the presized-image cache)
+    "The frozen backbone's outputs for every row of `learn.dls.df` under each view: (V,N,C) or (V,N,C,h,w)."
+    m, dls, cache = learn.model, learn.dls, FeatureCache(cache_dir)
+    return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, feature_kind(m)) for v in view_names(n_views)])
+
 @patch
 def fit_frozen(self:Learner, n_epoch:int, # epochs
                lr=None, # learning rate (as for `fit`)
@@ -167,12 +174,23 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
                cache_dir:Path=None, # feature cache (default: beside the presized-image cache)
                **kwargs): # passed to the fit method (e.g. `cbs`)
     "Train all but the frozen backbone on its cached outputs; the backbone stays in the model, unchanged."
-    m, dls = self.model, self.dls
-    kind, cache = feature_kind(m), FeatureCache(cache_dir)
-    feats = np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, kind) for v in view_names(n_views)])
+    feats = frozen_features(self, n_views, cache_dir)
     fit = getattr(Learner, fit) if isinstance(fit, str) else fit
-    with on_features(self, feature_dls(dls, feats)): fit(self, n_epoch, lr, **kwargs)
+    with on_features(self, feature_dls(self.dls, feats)): fit(self, n_epoch, lr, **kwargs)
     return self
+
+# %% ../nbs/07a_frozen.ipynb #a5913875
+@patch
+@torch.no_grad()
+def predict_features(self:JIFPredictor, feats:np.ndarray, # (N,C) or (N,C,h,w) cached outputs of this model's backbone
+                     cats:np.ndarray, conts:np.ndarray, bs:int=256) -> tuple:
+    "Fused (N,C) and per-branch (N,K,C) probabilities from cached backbone features and encoded metadata."
+    m, dev, outs = self.model, self.device, []
+    for i in range(0, len(feats), bs):
+        f = FeatureInput(0).forward_features(torch.from_numpy(np.ascontiguousarray(feats[i:i+bs])).float().to(dev))  # (B,C,h,w)
+        meta = m.meta_encoder(torch.from_numpy(cats[i:i+bs]).to(dev), torch.from_numpy(conts[i:i+bs]).to(dev))
+        outs.append(m.forward_head(m.branch_features(f, meta)).float().cpu())
+    return self.probs(torch.cat(outs))
 
 # %% ../nbs/07a_frozen.ipynb #400b223f
 def time_epochs(learn:Learner, mode:str, # 'cached' (fit_frozen), 'frozen' (freeze + fit) or 'full' (unfreeze + fit)

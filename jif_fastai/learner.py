@@ -299,7 +299,10 @@ class JIFPredictor:
         for i in range(0, len(images), bs):
             x = image_batch(images[i:i+bs], self.cfg['size'], self.device, pipe).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
             outs.append(self.model(x, torch.from_numpy(cats[i:i+bs]).to(self.device), torch.from_numpy(conts[i:i+bs]).to(self.device)).float().cpu())
-        logits = torch.cat(outs)
+        return self.probs(torch.cat(outs))
+
+    def probs(self, logits:Tensor) -> tuple:
+        "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, as NumPy arrays."
         return fuse_probs(logits, self.cfg['decision_weights']).numpy(), branch_probs(logits).numpy()
 
     def predict_df(self, df:pd.DataFrame, # rows with an `image` path column and the metadata columns
