@@ -70,7 +70,7 @@ def check_flags(dataset:str, root, split:str, classes, csv, image_col, label_col
     if dataset != 'csv' and given: raise UsageError(f"{', '.join(given)} apply to --dataset csv only, not {dataset}")
     missing = [k for k in ('--csv', '--image-col', '--label-col') if csv_flags[k] is None]
     if dataset == 'csv' and missing: raise UsageError(f"--dataset csv needs {', '.join(missing)}")
-    if root is None and dataset in ('derm7pt', 'isic-2019'): raise UsageError(f"--dataset {dataset} needs --root (its folder)")
+    if root is None and dataset not in ('pad-ufes-20', 'csv'): raise UsageError(f"--dataset {dataset} needs --root (its folder)")
     if root is not None and not Path(root).is_dir(): raise UsageError(f"--root {root}: no such folder")
 
 def load_kw(dataset:str, classes, csv, image_col, label_col, cat, cont, group_col) -> dict:
@@ -150,7 +150,8 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
     else:
         res = run_cv(dataset, bbs[0], fus[0], sts[0], out_dir=out, **kw)
         print(f"\n{(out/'results.md').read_text()}\nmetadata removed at test time (balanced accuracy):\n"
-              f"{(out/'missing.md').read_text()}\nresults: {out}/results.csv, models: {out}/models/")
+              f"{(out/'missing.md').read_text()}\nreference: {(out/'reference.md').read_text()}\n"
+              f"results: {out}/results.csv, models: {out}/models/")
     return res
 
 # %% ../nbs/10_cli.ipynb #8fe898c0

@@ -21,7 +21,7 @@ import sys
 import matplotlib.pyplot as plt
 import jif_fastai
 from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_csv,
-                             kfold_splits, official_splits)
+                             kfold_splits, official_splits, load_ham10000)
 from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
 from .encoders import check_backbone, file_sha256
 from . import frozen as _frozen  # Learner.fit_frozen
@@ -36,7 +36,8 @@ __all__ = ['DATASETS', 'SPLITS', 'METRICS', 'LOSS_WEIGHTINGS', 'SCHEDULES', 'loa
            'uncertainty_weighting', 'loss_weights', 'drop_metadata', 'missing_meta_eval', 'LinePrinter', 'fold_bar',
            'FoldProgress', 'KeepBest', 'train_fold', 'RunConfigError', 'data_fingerprint', 'check_run_dir', 'fold_done',
            'load_folds', 'choose_weights', 'fold_table', 'with_mean_std', 'md_table', 'fold_rows', 'mean_std',
-           'results_markdown', 'missing_table', 'plot_missing', 'summarise', 'check_choices', 'run_cv', 'run_grid']
+           'results_markdown', 'missing_table', 'plot_missing', 'summarise', 'looks_at_images', 'run_images',
+           'meta_features', 'logreg_reference', 'check_choices', 'run_cv', 'run_grid']
 
 # %% ../nbs/08_cv.ipynb #ae607b8c
 def _rooted(loader, name):
@@ -56,7 +57,7 @@ def _csv(root=None, csv=None, **kwargs):
     return load_csv(csv, image_root=root, **kwargs)
 
 DATASETS = {'pad-ufes-20': _pad, 'derm7pt': _rooted(load_derm7pt, 'derm7pt'),
-            'isic-2019': _rooted(load_isic2019, 'isic-2019'), 'csv': _csv}
+            'isic-2019': _rooted(load_isic2019, 'isic-2019'), 'ham10000': _rooted(load_ham10000, 'ham10000'), 'csv': _csv}
 
 def load_dataset(name:str, # one of `DATASETS`
                  root:Path=None, # dataset folder in its publisher's layout (None: embedded sample, PAD-UFES-20 only)
@@ -396,7 +397,7 @@ def results_markdown(t:pd.DataFrame, cfg:dict) -> str:
     body = pd.DataFrame({'metric': cols, **{f'fold {r.fold}': [_cell(getattr(r, c)) for c in cols] for r in t.itertuples()},
                          'mean ± std': [mean_std(t, [c])[c] if t[c].dtype.kind == 'f' else '' for c in cols]})
     frz = f" frozen ({cfg['views']} view(s))" if cfg.get('frozen') else ''
-    head = (f"{cfg['structure']}-{cfg['fusion']} on {cfg['dataset']}, {cfg['backbone']}{frz} {cfg['size']} px, "
+    head = (f"{cfg['structure']}-{cfg['fusion']} on {cfg['dataset']} ({cfg['n_images']} rows), {cfg['backbone']}{frz} {cfg['size']} px, "
             f"{cfg['split']} ({len(t)} fold(s)), {cfg['epochs']} epochs {cfg['schedule']} lr {cfg['lr']}, "
             f"loss weighting {cfg['loss_weighting']}")
     return f"{head}\n\n{md_table(body)}\n"
@@ -438,6 +439,55 @@ def summarise(out:Path, # run folder
     fig = plot_missing(mt); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(fig)
     atomic_write(out/'missing.png', buf.getvalue())
     return res
+
+# %% ../nbs/08_cv.ipynb #07111d6b
+def looks_at_images(structure) -> bool:
+    "Whether a model of `structure` has an image encoder (as `create_model` decides)."
+    st = get_structure(structure)
+    return st.fusion is None or 'image' in st.branches
+
+# %% ../nbs/08_cv.ipynb #986ec018
+def run_images(df:pd.DataFrame, # tidy frame
+               spec:DatasetSpec, # its spec
+               size:int, # training image side
+               needed:bool=True, # False: an empty (N,3,0,0) array, no file read (model without an image encoder)
+               cache_dir:Path=None, # presized-image cache
+              ) -> np.ndarray:
+    "Presized images of every row of `df` for training at `size`: (N,3,s,s) uint8."
+    if not needed: return np.zeros((len(df), 3, 0, 0), np.uint8)
+    miss = df[spec.image].isna()
+    if miss.any(): raise DatasetError(f"{miss.sum()} of {len(df)} rows have no image file (first: {', '.join(df[spec.id][miss].astype(str)[:5])}) "
+                                      "and the model looks at images; drop those rows, or train a metadata-only model (--structure meta)")
+    return ImageCache(default_cache_size(size), cache_dir).load(df[spec.image].tolist())
+
+# %% ../nbs/08_cv.ipynb #f4c869c3
+from sklearn.linear_model import LogisticRegression
+from .data import MetaPreprocessor
+
+def meta_features(preproc:MetaPreprocessor, # fitted metadata encoder
+                  df:pd.DataFrame, # rows to encode
+                 ) -> np.ndarray:
+    "Encoded metadata as one matrix: one-hot of every category code (unknown slot included), then the standardised numbers."
+    cats, conts = preproc.transform(df, warn=False)
+    hot = [np.eye(k, dtype=np.float32)[cats[:, j]] for j, k in enumerate(preproc.cat_cards)]
+    return np.concatenate(hot + [conts], 1)
+
+# %% ../nbs/08_cv.ipynb #19707eaf
+def logreg_reference(df:pd.DataFrame, # tidy frame
+                     spec:DatasetSpec, # its spec
+                     plan:list, # from `fold_plan`
+                    ) -> pd.DataFrame:
+    "Per fold (and mean, std): scores of a class-balanced logistic regression on the fold's encoded metadata."
+    y, rows = pd.Categorical(df[spec.label], categories=spec.classes).codes, []
+    for k, p in enumerate(plan):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')   # the same data warnings as the fold's own encoder
+            mp = MetaPreprocessor.from_spec(spec).fit(df.iloc[p['train']])
+        lr = LogisticRegression(class_weight='balanced', max_iter=5000).fit(meta_features(mp, df.iloc[p['train']]), y[p['train']])
+        prob = np.zeros((len(p['test']), len(spec.classes)))
+        prob[:, lr.classes_] = lr.predict_proba(meta_features(mp, df.iloc[p['test']]))
+        rows.append(dict(fold=k, n=len(p['test']), **scores(y[p['test']], prob)))
+    return with_mean_std(pd.DataFrame(rows))
 
 # %% ../nbs/08_cv.ipynb #c9c16348
 def _guarded(f):
@@ -498,7 +548,8 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
           ) -> pd.DataFrame:
     "Cross-validate one configuration into `out_dir` (resuming finished folds); return per-fold, mean and std scores."
     eff_fusion = check_choices(backbone, fusion, structure, schedule, opt, loss_weighting, split)
-    df, spec = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **(load_kw or {}))
+    sees = looks_at_images(structure)   # a metadata-only model needs no image files: every row is used
+    df, spec = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
     plan = fold_plan(df, split, folds, seed, spec.classes)
     cfg = dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes),
                split=split, folds=len(plan), backbone=backbone, fusion=eff_fusion, structure=structure, epochs=epochs,
@@ -510,7 +561,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
     out = check_run_dir(out_dir, cfg)
     todo = [k for k in range(len(plan)) if not fold_done(out, k)]
     if todo:
-        if images is None: images = ImageCache(default_cache_size(size), cache_dir).load(df[spec.image].tolist())
+        if images is None or not sees: images = run_images(df, spec, size, sees, cache_dir)
         fold_pics, _ = _pictures() if pictures else (None, None)
         mb = fold_bar(todo) if progress else None
         for k in (mb if mb else todo):
@@ -518,6 +569,9 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
             if mb: mb.write(f"fold {k} done in {rec['seconds']:.0f} s")
             if fold_pics: fold_pics(rec['learn'], out/'pictures'/f'fold_{k}')
     res = summarise(out)
+    ref = logreg_reference(df, spec, plan)
+    atomic_write(out/'reference.csv', ref.to_csv(index=False))
+    atomic_write(out/'reference.md', f"logistic regression (class-balanced) on the same folds and encoded metadata\n\n{md_table(ref)}\n")
     run_pics = _pictures()[1] if pictures else None
     if run_pics: run_pics(fold_rows(res).assign(backbone=backbone, fusion=eff_fusion, structure=structure), out/'pictures')
     return res
@@ -535,12 +589,13 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
              run_pictures:bool=False, # also each run's per-fold pictures
              **kwargs) -> pd.DataFrame: # passed to `run_cv`
     "Cross-validate backbones x fusions x structures; write and return one table of mean ± std per configuration."
-    data = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **(load_kw or {}))
+    sees = any(looks_at_images(s) for s in structures)
+    data = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
     combos = dict.fromkeys((b, get_structure(s).fusion or f, s) for b in backbones for f in fusions for s in structures)
     for b, f, s in combos: check_choices(b, f, s)  # fail before the first training, not after hours
     rows, folds, out = [], [], Path(out_dir)
     size = kwargs.get('size', inspect.signature(run_cv).parameters['size'].default)
-    images = ImageCache(default_cache_size(size), kwargs.get('cache_dir')).load(data[0][data[1].image].tolist())  # once for all
+    images = run_images(*data, size, sees, kwargs.get('cache_dir'))  # once for all
     for b, f, s in combos:
         t = fold_rows(run_cv(data, b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, images=images, **kwargs))
         folds.append(t.assign(backbone=b, fusion=f, structure=s))

@@ -1,4 +1,4 @@
-"""Read PAD-UFES-20, derm7pt (SPC) and ISIC-2019 exactly as their publishers ship them, split them by patient, and encode the metadata the same way at training and at inference.
+"""Read PAD-UFES-20, derm7pt (SPC), ISIC-2019 and HAM10000 exactly as their publishers ship them, split them by patient, and encode the metadata the same way at training and at inference.
 
 Docs: https://jif-fastai.github.io/jif_fastai/data.html.md"""
 
@@ -15,11 +15,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
-           'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError',
-           'read_table', 'require_columns', 'check_unique', 'index_images', 'warn_unused_images', 'safe_path',
-           'attach_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20',
-           'load_derm7pt', 'load_isic2019', 'load_csv', 'check_splits', 'kfold_splits', 'official_splits',
-           'MetaPreprocessor']
+           'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS', 'MAX_ABS',
+           'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns', 'check_unique', 'index_images',
+           'warn_unused_images', 'safe_path', 'attach_images', 'find_images', 'clean_categorical', 'clean_numeric',
+           'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019', 'load_ham10000', 'load_csv',
+           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
 
 # %% ../nbs/00_data.ipynb #c2ec9a42
 @dataclass
@@ -146,17 +146,29 @@ def safe_path(root:Path, rel:str, row=None) -> Path:
     return p
 
 def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop') -> pd.DataFrame:
-    "Set `df.image` from `paths` (NaN = missing) and drop/raise on rows without an image."
-    if on_missing not in ('drop','raise'): raise ValueError(f"on_missing must be 'drop' or 'raise', not {on_missing!r}")
+    "Set `df.image` from `paths` (NaN = missing) and drop/raise on rows without an image, or keep them with `image` None."
+    if on_missing not in ('drop','raise','keep'): raise ValueError(f"on_missing must be 'drop', 'raise' or 'keep', not {on_missing!r}")
     paths = [str(p) if isinstance(p, (str, Path)) else None for p in paths]
     miss = np.array([p is None or not Path(p).is_file() for p in paths], dtype=bool)
     df = df.assign(image=np.array(paths, dtype=object))
+    if on_missing == 'keep': return df.assign(image=df.image.where(~miss, None)).reset_index(drop=True)
     if miss.any():
         ids = df.loc[miss, 'id'].astype(str).tolist()
         msg = f"{source}: {miss.sum()} of {len(df)} rows have no image file (first: {', '.join(ids[:5])})"
         if on_missing == 'raise' or miss.all(): raise DatasetError(msg + ('; none is left' if miss.all() else ''))
         warnings.warn(msg + "; these rows are dropped (pass on_missing='raise' to stop instead)", stacklevel=3)
     return df[~miss].reset_index(drop=True)
+
+# %% ../nbs/00_data.ipynb #b78bb14b
+def find_images(folder:Path, # folder searched recursively
+                need:bool=True, # False: a missing or empty folder gives {} instead of an error
+               ) -> dict:
+    "`index_images(folder)`, or {} when images are not needed and there are none."
+    if not need and not Path(folder).is_dir(): return {}
+    try: return index_images(folder)
+    except DatasetError:
+        if need: raise
+        return {}
 
 # %% ../nbs/00_data.ipynb #91084e24
 MISSING_TOKENS = ('', 'UNK', 'unk', 'unknown', 'NA', 'N/A', 'nan', 'NaN', 'None')
@@ -221,6 +233,7 @@ PAD_CLASSES = ['ACK','BCC','MEL','NEV','SCC','SEK']
 def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
                     include_proxies:bool=False, # also feed `biopsed` (a label proxy) to the model
                     on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
+                    need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
                    ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load PAD-UFES-20 from its published layout into a tidy frame and its spec."
     root = Path(root); src = root/'metadata.csv'
@@ -233,9 +246,9 @@ def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
     df = tidy(raw, spec, src).assign(label=raw.diagnostic.where(raw.diagnostic.isna(), raw.diagnostic.astype(str).str.strip()),
                                      group=raw.patient_id.astype(str), id=raw.img_id.astype(str))
     check_labels(df, PAD_CLASSES, src)
-    imgs = index_images(root/'images')
-    warn_unused_images(df.id.map(imgs), src, list(imgs.values()))
-    df = attach_images(df, df.id.map(imgs), src, on_missing)
+    imgs = find_images(root/'images', need_images)
+    if need_images: warn_unused_images(df.id.map(imgs), src, list(imgs.values()))
+    df = attach_images(df, df.id.map(imgs), src, on_missing if need_images else 'keep')
     return df[['id','image','label','group','lesion_id'] + PAD_CATS + PAD_CONTS + ['biopsed']], spec
 
 # %% ../nbs/00_data.ipynb #fbee1611
@@ -297,6 +310,7 @@ ISIC_CLASSES = ['MEL','NV','BCC','AK','BKL','DF','VASC','SCC']
 def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_Input/`
                   classes:list=None, # keep only these classes (default: all eight)
                   on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
+                  need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
                  ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load ISIC-2019 from its published layout into a tidy frame and its spec."
     root = Path(root); gt_f, md_f = root/'ISIC_2019_Training_GroundTruth.csv', root/'ISIC_2019_Training_Metadata.csv'
@@ -317,10 +331,34 @@ def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_
     df = tidy(df, spec, md_f).assign(id=df.image.astype(str),
                                      group=df.lesion_id.where(df.lesion_id.notna(), df.image).astype(str))
     imgs = root/'ISIC_2019_Training_Input'
-    found = index_images(imgs)  # clear error if the folder is absent or empty
-    warn_unused_images([found[f'{i}.jpg'] for i in gt.image.astype(str) if f'{i}.jpg' in found], gt_f, list(found.values()))
-    df = attach_images(df.drop(columns='image'), df.image.map(lambda i: imgs/f'{i}.jpg'), gt_f, on_missing)
+    found = find_images(imgs, need_images)  # clear error if the folder is absent or empty (and images are needed)
+    if need_images: warn_unused_images([found[f'{i}.jpg'] for i in gt.image.astype(str) if f'{i}.jpg' in found], gt_f, list(found.values()))
+    df = attach_images(df.drop(columns='image'), df.image.map(lambda i: imgs/f'{i}.jpg'), gt_f, on_missing if need_images else 'keep')
     return df[['id','image','label','group','lesion_id'] + spec.cat_names + spec.cont_names], spec
+
+# %% ../nbs/00_data.ipynb #ed9b590f
+HAM_CLASSES = ['akiec','bcc','bkl','df','mel','nv','vasc']  # the `dx` codes, alphabetical
+HAM_CATS, HAM_CONTS = ['sex','localization'], ['age']
+
+def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the images (any sub-folders)
+                  include_proxies:bool=False, # also feed `dx_type` (how the label was confirmed: a label proxy)
+                  on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
+                  need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
+                 ) -> tuple[pd.DataFrame, DatasetSpec]:
+    "Load HAM10000 (CC BY-NC 4.0, non-commercial use only) from its published layout into a tidy frame and its spec."
+    root = Path(root); src = root/'HAM10000_metadata.csv'
+    raw = read_table(src)
+    require_columns(raw, ['lesion_id','image_id','dx','dx_type'] + HAM_CATS + HAM_CONTS, src)
+    check_unique(raw.image_id, src, 'image_id')
+    spec = DatasetSpec('ham10000', HAM_CLASSES, HAM_CATS + (['dx_type'] if include_proxies else []), list(HAM_CONTS),
+                       proxies=['dx_type'], ranges={'age':(0,120)})
+    df = tidy(raw, spec, src).assign(label=raw.dx.where(raw.dx.isna(), raw.dx.astype(str).str.strip()), id=raw.image_id.astype(str),
+                                     group=raw.lesion_id.where(raw.lesion_id.notna(), raw.image_id).astype(str))
+    check_labels(df, HAM_CLASSES, src)
+    found = {Path(n).stem: p for n, p in find_images(root, need_images).items()}  # part_1/part_2, or one folder
+    if need_images: warn_unused_images(df.id.map(found), src, list(found.values()))
+    df = attach_images(df, df.id.map(found), src, on_missing if need_images else 'keep')
+    return df[['id','image','label','group','lesion_id'] + HAM_CATS + HAM_CONTS + ['dx_type']], spec
 
 # %% ../nbs/00_data.ipynb #d36eab7f
 def load_csv(csv:Path, # the table, one row per image
@@ -332,6 +370,7 @@ def load_csv(csv:Path, # the table, one row per image
              image_root:Path=None, # folder the image paths are relative to (default: the CSV's folder)
              classes:list=None, # class list (default: sorted labels found); other labels raise
              on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
+             need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
             ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load a user CSV of image paths, labels and metadata into a tidy frame and its spec."
     csv = Path(csv); image_root = Path(image_root or csv.parent)
@@ -348,8 +387,8 @@ def load_csv(csv:Path, # the table, one row per image
                                      group=(raw[group_col] if group_col else raw[image_col]).astype(str))
     check_labels(df, classes, csv)
     paths = pd.Series([safe_path(image_root, p, row=i) for i, p in zip(raw.index, raw[image_col])], index=df.index, dtype=object)
-    warn_unused_images([p for p in paths if p.is_file()], csv)
-    df = attach_images(df, paths, csv, on_missing)
+    if need_images: warn_unused_images([p for p in paths if p.is_file()], csv)
+    df = attach_images(df, paths, csv, on_missing if need_images else 'keep')
     return df[['id','image','label','group'] + spec.cat_names + spec.cont_names], spec
 
 # %% ../nbs/00_data.ipynb #627310de

@@ -198,6 +198,7 @@ def presize_all(paths:list, # image files
                 n_workers:int=None, # decoding threads (default: up to 8)
                ) -> np.ndarray:
     "`presize` every path, through `cache` if given: (N,3,size,size) uint8; one error lists every unreadable file."
+    if size == 0: return np.zeros((len(paths), 3, 0, 0), np.uint8)  # a model without an image encoder: no file is read
     if cache is not None:
         if cache.size != size: raise ValueError(f"cache holds {cache.size} px images, {size} px are needed")
         return cache.load(paths, n_workers)
@@ -246,6 +247,7 @@ def image_batch(images:np.ndarray, # (N,3,s,s) presized uint8 images
                 pipe:Pipeline=None, # a `valid_pipe(size, device, stats)` to reuse across batches
                 stats:tuple=None): # (mean, std) of the backbone (default ImageNet's)
     "Presized uint8 images -> the normalised float batch the validation DataLoader makes."
+    if images.shape[-1] == 0: return TensorImage(torch.zeros(images.shape, device=device))  # no image encoder: nothing to resize
     pipe = pipe or valid_pipe(size, device, stats)
     return pipe(TensorImage(torch.from_numpy(np.ascontiguousarray(images))).to(device))
 
@@ -378,7 +380,7 @@ class ImageMetaDataLoaders(DataLoaders):
         if images is None: images = ImageCache(cache_size, cache_dir).load(df[spec.image].tolist())
         labels = df[spec.label].to_numpy()
         device = ifnone(device, default_device())
-        tfms = dermo_aug(size) if aug else [RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1))]
+        tfms = [] if images.shape[-1] == 0 else dermo_aug(size) if aug else [RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1))]  # (N,3,0,0): no image encoder
         dblock = DataBlock(
             blocks=(TransformBlock(batch_tfms=IntToFloatTensor), TransformBlock, TransformBlock, CategoryBlock(vocab=spec.classes)),
             getters=[RowGetter(images, _as_image), RowGetter(cats, _as_tensor), RowGetter(conts, _as_tensor), RowGetter(labels)],

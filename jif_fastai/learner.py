@@ -252,8 +252,8 @@ def load_model(path:Path, # folder written by `save_model` (or its `config.json`
         if not (isinstance(classes, list) and classes and len(set(map(str, classes))) == len(classes)):
             raise ValueError(f"'classes' must be a non-empty list of distinct names, not {classes!r}")
         cfg['classes'] = [str(c) for c in classes]
-        for k in ('size', 'cache_size'):
-            if not isinstance(cfg[k], int) or cfg[k] < 1: raise ValueError(f"{k!r} must be a positive integer, not {cfg[k]!r}")
+        for k, lo in (('size', 1), ('cache_size', 0)):   # cache_size 0: a model without an image encoder
+            if not isinstance(cfg[k], int) or cfg[k] < lo: raise ValueError(f"{k!r} must be an integer >= {lo}, not {cfg[k]!r}")
         preproc = MetaPreprocessor.from_dict(cfg['preproc'])
         m = dict(cfg['model'])
         model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)

@@ -391,7 +391,7 @@ EDITS = {
     'class_count': (lambda c: c['classes'].append('XYZ'), 'does not describe the weights'),
     'class_repeated': (lambda c: c['classes'].__setitem__(1, c['classes'][0]), "'classes' must be a non-empty list of distinct names"),
     'category_removed': (lambda c: c['preproc']['classes']['region'].pop(), 'does not describe the weights'),
-    'size_text': (lambda c: c.update(size='32'), "'size' must be a positive integer"),
+    'size_text': (lambda c: c.update(size='32'), "'size' must be an integer >= 1"),
     'decision_weights': (lambda c: c['decision_weights'].pop(), 'decision weights for the branches'),
     'preproc_missing': (lambda c: c.pop('preproc'), "KeyError: 'preproc'"),
     'format': (lambda c: c.update(format='other/1'), 'not a jif_fastai-model/1 config'),

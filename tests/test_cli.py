@@ -2,7 +2,7 @@
 write the sample, and one-line errors with exit status 2 for bad arguments."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
-import pytest
+import pandas as pd, pytest
 import jif_fastai.cli as cli
 from jif_fastai.cv import load_dataset
 
@@ -71,7 +71,8 @@ BAD = [(['train', '--backbone', 'resnet51'], "Unknown timm backbone 'resnet51'")
        (['train', '--root', '/nonexistent/pad'], 'no such folder'),
        (['train', '--out', '/proc/jif-run'], 'cannot write there'),
        (['train', '--epochs', 'five'], "argument --epochs: invalid int value: 'five'"),
-       (['train', '--dataset', 'ham10000'], 'argument --dataset: invalid choice'),
+       (['train', '--dataset', 'ham10000'], '--dataset ham10000 needs --root'),
+       (['train', '--dataset', 'ham'], 'argument --dataset: invalid choice'),
        (['train', '--bogus'], 'unrecognized arguments: --bogus'),
        (['predict', '--image', 'x.png'], 'the following arguments are required: --model'),
        (['predict', '--model', '/nonexistent', '--image', 'x.png'], 'not found (expected a folder written by save_model)'),
@@ -128,3 +129,21 @@ def test_pretrained_weights_unavailable_one_line(tmp_path):
     last = p.stderr.strip().splitlines()[-1]                     # (earlier lines: data warnings)
     assert last.startswith('jif-fastai train: error: Could not load pretrained weights') and '--no-pretrained' in last, p.stderr
     assert 'Traceback' not in p.stderr
+
+def test_metadata_only_run_needs_no_images(tmp_path, real_data):
+    "--structure meta on PAD-UFES-20 with 45 of 2,298 images: trains on every row and reports the logistic-regression reference."
+    out = tmp_path/'meta'
+    code, o, e = jif('train', '--dataset', 'pad-ufes-20', '--root', real_data/'pad-ufes-20', '--structure', 'meta', '--epochs', '1',
+                     '--no-pictures', '--out', out)
+    assert code == 0, e[-3000:]
+    assert json.loads((out/'run.json').read_text())['config']['n_images'] == 2298
+    recs = [json.loads(f.read_text()) for f in sorted((out/'folds').glob('fold_*.json'))]
+    assert len(recs) == 5 and sum(r['n_test'] for r in recs) == 2298          # every row scored once
+    assert 'meta-none on pad-ufes-20 (2298 rows)' in o and 'no image file' not in e
+    assert 'logistic regression (class-balanced)' in o and (out/'reference.csv').is_file()
+    ref = pd.read_csv(out/'reference.csv')
+    assert list(ref.fold) == ['0', '1', '2', '3', '4', 'mean', 'std'] and 0.3 < ref.bal_acc.iloc[5] <= 1
+    assert (out/'models'/'fold_0'/'config.json').is_file()
+    assert json.loads((out/'models'/'fold_0'/'config.json').read_text())['cache_size'] == 0      # no image array kept
+    code, o, e = jif('predict', '--model', out/'models'/'fold_0', '--image', tmp_path/'not-taken.png', '--meta', '{"age": 60}', '--json-out')
+    assert code == 0 and json.loads(o)['label'] in ['ACK', 'BCC', 'MEL', 'NEV', 'SCC', 'SEK'], e   # the model reads no image

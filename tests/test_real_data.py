@@ -66,3 +66,24 @@ def test_kfold_on_real_pad_groups(real_data):
     splits = kfold_splits(df, 5, seed=0)
     check_splits(df, splits)
     assert sorted(np.concatenate([v for _, v in splits]).tolist()) == list(range(2298))
+
+def test_ham10000(real_data):
+    "All 10,015 rows, every image found in the two part folders, 7,470 lesions, the README's class counts; fast (no decoding)."
+    import time
+    t0 = time.time()
+    (df, spec), msgs = _load(load_ham10000, real_data/'ham10000')
+    assert time.time() - t0 < 30, 'indexing 10,015 images must not decode them'
+    assert len(df) == 10015 and df.image.notna().all() and not any('no image file' in m for m in msgs), msgs
+    assert df.group.nunique() == 7470 and spec.classes == HAM_CLASSES
+    assert df.label.value_counts().to_dict() == {'nv': 6705, 'mel': 1113, 'bkl': 1099, 'bcc': 514, 'akiec': 327, 'vasc': 142, 'df': 115}
+    assert df.sex.isna().sum() == 57 and df.localization.isna().sum() == 234 and df.age.isna().sum() == 57   # 'unknown' / blank
+    assert spec.cat_names == ['sex', 'localization'] and spec.cont_names == ['age'] and spec.proxies == ['dx_type']
+    splits = kfold_splits(df, 5, seed=0)
+    check_splits(df, splits)
+    folds = [set(df.group.iloc[va]) for _, va in splits]
+    assert sum(map(len, folds)) == len(set().union(*folds)) == 7470                  # no lesion in two folds
+
+def test_pad_all_rows_without_images(real_data):
+    "need_images=False keeps all 2,298 rows (for metadata-only models), with the 45 image paths that exist."
+    df, spec = load_pad_ufes20(real_data/'pad-ufes-20', need_images=False)
+    assert len(df) == 2298 and df.image.notna().sum() == 45
