@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test check-export nbtest book pytest clean-book
+.PHONY: venv demo test check-export nbtest book pytest clean-book results
 
 # Create/reuse the virtual environment; reinstall when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -44,3 +44,11 @@ pytest: venv
 
 clean-book:
 	rm -rf book/_build book/nbs
+
+# The book's results (docs: nbs/09a_results.ipynb): the HAM10000 ablation grid + PAD-UFES-20 metadata-only, about an
+# hour on a 2-core CPU. Writes results/ (committed) and runs/results/ (models, predictions; not committed).
+HAM   ?= ../shared/data/ham10000
+PAD   ?= ../shared/data/pad-ufes-20
+LITE0 ?= ../shared/weights/tf_efficientnet_lite0_timm.safetensors
+results: venv
+	$(PY) -m jif_fastai.results --root $(HAM) --weights-file $(LITE0) --pad-root $(PAD) --out results --runs runs/results

@@ -66,23 +66,23 @@ def encode_images(encoder:nn.Module, # image encoder with `forward_features` (B,
                   size:int, # model input side
                   stats:tuple, # (mean, std) normalisation of the backbone
                   view:str='identity', # a name in `VIEWS`
-                  kind:str='pool', # 'pool': (N,C) float32; 'map': (N,C,h,w) float16
+                  kinds=('pool',), # 'pool': (N,C) float32; 'map': (N,C,h,w) float16; both from one pass
                   bs:int=64, # images per forward pass
                   device=None, # where to run (default: the encoder's device)
-                 ) -> np.ndarray:
-    "The eval-mode encoder's output for every image under `view`, computed in batches without gradients."
-    if kind not in ('pool', 'map'): raise ValueError(f"kind must be 'pool' or 'map', not {kind!r}")
+                 ) -> dict:
+    "{kind: array}: the eval-mode encoder's output for every image under `view`, computed in batches without gradients."
+    if set(kinds) - {'pool', 'map'}: raise ValueError(f"kinds must be 'pool' and/or 'map', not {kinds!r}")
     device = ifnone(device, next(encoder.parameters(), torch.empty(0)).device)
-    pipe, out, was = valid_pipe(size, device, stats), [], encoder.training
+    pipe, out, was = valid_pipe(size, device, stats), {k: [] for k in kinds}, encoder.training
     encoder.eval()
     try:
         with torch.no_grad():
             for i in range(0, len(images), bs):
                 x = VIEWS[view](image_batch(images[i:i+bs], size, device, pipe).as_subclass(Tensor))  # (B,3,S,S)
                 m = encoder.forward_features(x)                                                     # (B,C,h,w)
-                out.append((Fusion.pool(m).float() if kind == 'pool' else m.half()).cpu().numpy())
+                for k in kinds: out[k].append((Fusion.pool(m).float() if k == 'pool' else m.half()).cpu().numpy())
     finally: encoder.train(was)
-    return np.concatenate(out)
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 # %% ../nbs/07a_frozen.ipynb #9b46e5eb
 class FeatureCache:
@@ -95,17 +95,21 @@ class FeatureCache:
         blob = f'v{self.VERSION}|{state_digest(encoder)}|{array_digest(images)}|{size}|{stats}|{view}|{kind}'
         return self.path/f'{kind}-{view}-{hashlib.sha1(blob.encode()).hexdigest()[:20]}.npy'
 
+    def _read(self, f:Path, n:int):
+        try:
+            a = np.load(f)
+            return a if len(a) == n else None
+        except (ValueError, OSError, EOFError): return None   # damaged: recompute
+
     def get(self, encoder, images, size, stats, view='identity', kind='pool', **kwargs) -> np.ndarray:
-        "Cached features, or `encode_images` once and cache them (a damaged file is recomputed)."
+        "Cached features, or `encode_images` once and cache them (a map's pass caches the pooled features too)."
         f = self.key(encoder, images, size, stats, view, kind)
-        if f.is_file():
-            try:
-                a = np.load(f)
-                if len(a) == len(images): return a
-            except (ValueError, OSError, EOFError): pass
-        a = encode_images(encoder, images, size, stats, view, kind, **kwargs)
-        buf = io.BytesIO(); np.save(buf, a); atomic_write(f, buf.getvalue())
-        return a
+        a = self._read(f, len(images)) if f.is_file() else None
+        if a is not None: return a
+        res = encode_images(encoder, images, size, stats, view, ('pool', 'map') if kind == 'map' else ('pool',), **kwargs)
+        for k, a in res.items():
+            buf = io.BytesIO(); np.save(buf, a); atomic_write(self.key(encoder, images, size, stats, view, k), buf.getvalue())
+        return res[kind]
 
 # %% ../nbs/07a_frozen.ipynb #b8e86781
 class FeatureSet:
