@@ -29,12 +29,14 @@ from .data import load_pad_ufes20, kfold_splits, DatasetError
 from .dataloaders import ImageCache, ImageMetaDataLoaders, image_batch, dermo_aug, default_cache_size, sync_free_augment
 from .structures import create_model
 from .learner import jif_learner, save_model, load_model
+from .frozen import frozen_features, time_epochs
 
 # %% auto #0
-__all__ = ['FIXES', 'SECTIONS', 'TINY', 'TARGETS', 'ROWS', 'bench_sample', 'sync', 'time_steps', 'DeviceMemory',
+__all__ = ['FIXES', 'FROZEN_MODES', 'SECTIONS', 'TINY', 'TARGETS', 'ROWS', 'bench_sample', 'sync', 'time_steps', 'DeviceMemory',
            'train_memory_estimate', 'HostSyncCounter', 'set_precision', 'bench_plain', 'FixedBatches', 'EpochTimer',
            'make_dls', 'make_learner', 'bench_pipeline', 'bench_epochs', 'protocol_estimate', 'bench_loader',
-           'raw_png_dls', 'bench_inference', 'run_bench', 'format_table', 'estimate_memory', 'bench', 'markdown_table']
+           'raw_png_dls', 'bench_inference', 'bench_frozen', 'run_bench', 'format_table', 'estimate_memory', 'bench',
+           'markdown_table']
 
 # %% ../nbs/11_bench.ipynb #72729d18
 def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
@@ -316,8 +318,23 @@ def _megapixels(path) -> float:
     from PIL import Image
     with Image.open(path) as im: return im.size[0]*im.size[1]/1e6
 
+# %% ../nbs/11_bench.ipynb #9d693fea
+FROZEN_MODES = {'epoch_cached': 'cached', 'epoch_frozen': 'frozen', 'epoch_full': 'full'}   # result key -> `time_epochs` mode
+
+def bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
+    "Fold 0: the one-off feature encoding, then s/epoch (train + validation) on cached features, frozen uncached, full fine-tuning."
+    learn, n_train = make_learner(ctx), len(ctx['train_idx'])
+    t = time.perf_counter(); frozen_features(learn, 1, cache_dir); enc = time.perf_counter() - t
+    res = {'frozen_encode': dict(img_s=len(ctx['images']) / enc, seconds=enc)}
+    for k, mode in FROZEN_MODES.items():
+        s = time_epochs(learn, mode, reps, cache_dir=cache_dir)
+        res[k] = dict(epoch_s=s, img_s=n_train / s)
+    s = res['epoch_cached']['epoch_s']
+    res['epoch_cached'].update(x_full=res['epoch_full']['epoch_s'] / s, x_frozen=res['epoch_frozen']['epoch_s'] / s)
+    return res
+
 # %% ../nbs/11_bench.ipynb #9929443d
-SECTIONS = ('limit', 'model', 'pipeline', 'epoch', 'loader', 'inference')
+SECTIONS = ('limit', 'model', 'pipeline', 'epoch', 'loader', 'inference', 'frozen')
 TINY = dict(backbone='resnet10t', size=32, bs=8, n_batches=3, warmup=1, n_images=30, full_size=False, image_size=64,
             epoch_reps=1, loader_s=3., latency_runs=2)  # the CPU smoke-test configuration
 
@@ -444,6 +461,8 @@ def run_bench(backbone:str='resnet50', # timm backbone
         if 'inference' in sections and not over():
             R.update(bench_inference(ctx, ctx.get('learner') or make_learner(ctx), tmp, latency_runs))
         ctx.pop('learner', None); _gc()
+        # --- 6. frozen backbone: cached features vs uncached vs full fine-tuning ---
+        if 'frozen' in sections and not over(): R.update(bench_frozen(ctx, epoch_reps, tmp/'features')); _gc()
         # --- the stock pipeline plus each fix alone (after the essential sections, so a time budget cuts this first) ---
         if ablation and 'pipeline' in sections:
             for f in FIXES:
@@ -501,7 +520,11 @@ ROWS = [('limit', 'bare backbone + linear head, plain loop, on-device batch'),
         ('loader_device', 'DataLoader alone: cache resident on the device (default)'),
         ('infer', 'inference: load_model().predict_arrays (fused probs)'),
         ('infer_model', 'inference: model forward on a device batch'),
-        ('latency_cpu', 'latency: predict(one PNG + metadata) on CPU')]
+        ('latency_cpu', 'latency: predict(one PNG + metadata) on CPU'),
+        ('frozen_encode', 'frozen backbone: encode every image once (one-off, cached)'),
+        ('epoch_cached', 'frozen backbone, cached features (fit_frozen)'),
+        ('epoch_frozen', 'frozen backbone, uncached (fastai freeze + fit)'),
+        ('epoch_full', 'full fine-tuning (unfreeze + fit)')]
 
 def format_table(out:dict) -> str:
     "The results as a fixed-width text table."
@@ -517,6 +540,7 @@ def format_table(out:dict) -> str:
         ms = v.get('ms_batch', v.get('ms'))
         if k.startswith('epoch'): what += f" ({v['epoch_s']:.2f} s/epoch)"
         if k == 'latency_cpu': what += f" (model alone {v['model_ms']:.1f} ms)"
+        if v.get('x_full'): what += f"; full / cached = {v['x_full']:.1f}x, uncached / cached = {v['x_frozen']:.1f}x"
         if 'host_syncs_per_batch' in v: what += f" [{v['host_syncs_per_batch']:.1f} syncs/batch]"
         lines.append(f"{k:<24}{v['img_s']:>10.1f}{out['ratios'][k]:>9.2f}{(f'{ms:.1f}' if ms else '-'):>10}"
                      f"{(f'{mem:.0f}' if mem else '-'):>10}{(f'{mr[k]:.2f}' if k in mr else '-'):>7}  {what}")

@@ -14,7 +14,7 @@ import jif_fastai
 from .data import DatasetSpec
 from .dataloaders import atomic_write, ImageMetaDataLoaders
 from .encoders import MetaEncoder
-from .fusion import MMFA
+from .fusion import MMFA, FUSIONS
 from .structures import create_model
 from .learner import jif_learner
 from .cv import (load_dataset, run_cv, run_grid, load_folds, fuse, md_table, mean_std, missing_table, fold_rows)
@@ -133,7 +133,8 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
     s, t0, out, runs = dict(settings or RESULTS_SETTINGS), time.time(), Path(out), Path(runs)
     out.mkdir(parents=True, exist_ok=True)
     kw = _cv_kw(s, weights_file)
-    grids = {'ham10000': (s['fusions'], s['structures']), 'ham10000-fused': (s['fused_variant'], ('jif-fused',))}
+    first = sorted(s['fusions'], key=lambda f: not FUSIONS[f].needs_map)   # a feature-map pass caches the pooled features too
+    grids = {'ham10000': (first, s['structures']), 'ham10000-fused': (s['fused_variant'], ('jif-fused',))}
     for name, (fus, sts) in grids.items():
         run_grid(s['dataset'], [s['backbone']], list(fus), list(sts), out_dir=runs/name, root=root, cache_dir=cache_dir,
                  pictures=False, progress=True, **kw)
@@ -177,5 +178,5 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
     if threads: torch.set_num_threads(threads)
-    rec = run_results(root, weights_file, out, pad_root, runs)
+    rec = run_results(root, weights_file, out, pad_root, runs, command=' '.join(['python -m jif_fastai.results'] + sys.argv[1:]))
     print(f"wrote {out}/ in {rec['seconds']} s; settings hash {rec['settings_hash']}")

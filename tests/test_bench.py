@@ -12,7 +12,7 @@ def res(tmp_path_factory):
     finally: mp.undo()
 
 THROUGHPUT = ['limit', 'model', 'pipeline', 'pipeline_stock', 'epoch', 'epoch_stock', 'loader_raw', 'loader_cache',
-              'loader_device', 'infer', 'infer_model', 'latency_cpu']
+              'loader_device', 'infer', 'infer_model', 'latency_cpu', 'frozen_encode', 'epoch_cached', 'epoch_frozen', 'epoch_full']
 
 def test_every_section_ran(res):
     assert set(res) >= {'config', 'env', 'data', 'results', 'ratios', 'memory_ratios', 'protocol', 'targets'}
@@ -27,6 +27,12 @@ def test_ratios_finite(res):
     # CPU: memory is estimated (params + grads + momentum + saved activations) for the plain loops
     assert res['memory_basis'].startswith('estimate')
     assert res['memory_ratios']['limit'] == 1. and 0.5 < res['memory_ratios']['model'] < 5
+
+def test_frozen_rows(res):
+    R = res['results']
+    for k in ('epoch_cached', 'epoch_frozen', 'epoch_full'): assert R[k]['epoch_s'] > 0, k
+    assert R['epoch_cached']['x_full'] == pytest.approx(R['epoch_full']['epoch_s'] / R['epoch_cached']['epoch_s'])
+    assert 'full / cached =' in format_table(res)
 
 def test_protocol_and_data(res):
     for k in ('default', 'stock'):
