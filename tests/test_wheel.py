@@ -117,3 +117,17 @@ def test_sample_and_one_epoch_train_from_the_wheel(env):
              '--epochs', '1', '--no-pretrained', '--no-pictures', '--out', 'run', cwd=work, env=e, timeout=600)
     assert '| bal_acc |' in out and 'fold 1 epoch 1/1' in out, out[-2000:]
     assert (work/'run'/'results.csv').is_file() and (work/'run'/'models'/'fold_1'/'model.safetensors').is_file()
+
+def test_version_in_one_place_and_release_workflow():
+    "pyproject reads the version from jif_fastai/__init__.py; the release workflow checks the tag and publishes with OIDC."
+    import tomllib, yaml
+    proj = tomllib.loads((REPO/'pyproject.toml').read_text())
+    assert 'version' in proj['project']['dynamic'] and 'version' not in proj['project']
+    assert proj['tool']['setuptools']['dynamic']['version'] == {'attr': 'jif_fastai.__version__'}
+    assert proj['project']['license-files'] == ['LICENSE'] and (REPO/'LICENSE').read_text().startswith('\n                                 Apache License')
+    wf = yaml.safe_load((REPO/'.github'/'workflows'/'release.yml').read_text())
+    assert wf[True] == {'push': {'tags': ['v*']}}                       # YAML 1.1 reads the key `on` as True
+    assert list(wf['jobs']) == ['build', 'test', 'publish'] and wf['jobs']['publish']['needs'] == 'test'
+    assert wf['jobs']['publish']['permissions'] == {'id-token': 'write'}
+    assert any(s.get('uses', '').startswith('pypa/gh-action-pypi-publish') for s in wf['jobs']['publish']['steps'])
+    assert 'GITHUB_REF_NAME' in str(wf['jobs']['build']['steps'])     # tag == v + __version__
