@@ -51,3 +51,27 @@ def test_wrong_checksum_is_refused(served, tmp_path, capsys):
 def test_manual_and_unknown(name, msg, tmp_path, capsys):
     code, o, e = run(capsys, 'download', name, '--dest', tmp_path/'x')
     assert code == 2 and msg in e and len(e.strip().splitlines()) == 1
+
+def test_isic2019_three_files_from_real_copies(real_data, tmp_path, capsys):
+    "ISIC 2019's three files (the image zip + two CSVs), built from the real files in ../shared/data, load after download."
+    import shutil
+    from jif_fastai.data import load_isic2019
+    from jif_fastai.download import _zip_dir
+    src, www = real_data/'isic-2019', tmp_path/'www'
+    www.mkdir()
+    _zip_dir(src/'ISIC_2019_Training_Input', www/'ISIC_2019_Training_Input.zip', 'ISIC_2019_Training_Input')
+    for f in ('ISIC_2019_Training_GroundTruth.csv', 'ISIC_2019_Training_Metadata.csv'): shutil.copy(src/f, www/f)
+    with serve_folder(www) as (url, log), \
+         registry_entry('isic-2019', files={f.name: url + f.name for f in sorted(www.iterdir())}):
+        code, o, e = run(capsys, 'download', 'isic-2019', '--dest', tmp_path/'isic')
+    assert code == 0, e
+    assert 'CC BY-NC 4.0 (non-commercial use only)' in o and len(log) == 3
+    with pytest.warns(UserWarning): df, spec = load_isic2019(tmp_path/'isic')      # a partial copy: rows without images dropped
+    assert len(df) == len(list((src/'ISIC_2019_Training_Input').glob('*.jpg')))
+
+def test_download_help_complete(capsys):
+    from jif_fastai.download import download
+    code, o, e = run(capsys, 'download', '--help')
+    assert code == 0 and o.startswith('usage: jif-fastai download')
+    for p in cli.anno_parser(download.__wrapped__)._actions:
+        if p.help != '==SUPPRESS==': assert p.help, f'download {p.option_strings}: no help'
