@@ -228,7 +228,7 @@ def _install(files:list, dest:Path, r:Remote, verify:bool) -> Path:
         root = subs[0] if len(subs) == 1 and subs[0].is_dir() and problems(tmp, r, False) else tmp   # one wrapping folder
         if (bad := problems(root, r, verify)):
             raise DatasetError(f"{r.name}: the downloaded files are not a complete copy, refusing to install them at {dest}: "
-                               f"{'; '.join(bad)}. The archives are kept in {files[0].parent}")
+                               f"{'; '.join(bad)}. The archives are kept in {files[0].parent} (verify=False / --no-verify installs them anyway)")
         if dest.exists(): dest.rmdir()                          # an empty folder (checked by the caller)
         os.replace(root, dest)
     finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -249,7 +249,8 @@ def download_dataset(name:str,                 # a key of `DATASET_URLS`
     if dest.exists() and not dest.is_dir(): raise DatasetError(f'{dest} is a file, not a folder')
     if dest.is_dir() and any(dest.iterdir()):
         if not (bad := problems(dest, r, verify)): return dest
-        raise DatasetError(f"{dest} exists but is not a complete {name} copy ({'; '.join(bad)}); remove it or choose another folder")
+        raise DatasetError(f"{dest} exists but is not a complete {name} copy ({'; '.join(bad)}); remove it, choose another "
+                          "folder, or accept a copy that differs only in checksums with verify=False (--no-verify)")
     if r.manual: raise DatasetError(f"{name} has no direct download ({r.licence}): {r.manual.format(dest=dest)}")
     arch = dest.with_name(f'.{dest.name}.downloads'); dest.parent.mkdir(parents=True, exist_ok=True)
     files = [fetch(url, arch/fn, retries=retries, wait=wait, show_progress=show_progress) for fn, url in r.files.items()]
