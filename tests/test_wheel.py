@@ -131,3 +131,13 @@ def test_version_in_one_place_and_release_workflow():
     assert wf['jobs']['publish']['permissions'] == {'id-token': 'write'}
     assert any(s.get('uses', '').startswith('pypa/gh-action-pypi-publish') for s in wf['jobs']['publish']['steps'])
     assert 'GITHUB_REF_NAME' in str(wf['jobs']['build']['steps'])     # tag == v + __version__
+
+def test_colab_install_cells_use_the_one_install_spec():
+    "Every notebook's Colab install cell installs `INSTALL_SPEC` of tools/add_colab.py (rerun the tool after changing it)."
+    import importlib.util, json
+    spec = importlib.util.spec_from_file_location('add_colab', REPO/'tools'/'add_colab.py')
+    ac = importlib.util.module_from_spec(spec); spec.loader.exec_module(ac)
+    for nb in sorted((REPO/'nbs').glob('*.ipynb')):
+        cells = [c for c in json.loads(nb.read_text())['cells'] if ac._is_install(c)]
+        assert len(cells) == 1 and ac._src(cells[0]) == ac.INSTALL_SRC, f'{nb.name}: run `python tools/add_colab.py`'
+    assert ac.INSTALL_SPEC.startswith('git+https://github.com/') or re.fullmatch(r'jif_fastai==[\w.]+', ac.INSTALL_SPEC)
