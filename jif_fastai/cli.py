@@ -213,6 +213,7 @@ COMMANDS = {
     'predict': 'jif_fastai.cli:predict',
     'sample':  'jif_fastai.cli:sample',
     'bench':   'jif_fastai.bench:bench',
+    'download': 'jif_fastai.download:download',
 }
 ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError)
 

@@ -25,12 +25,16 @@ NBS = 'nbs'
 BADGE_IMG = 'https://colab.research.google.com/assets/colab-badge.svg'
 BADGE_MARK = 'colab-badge.svg'   # identifies our badge cell
 INSTALL_MARK = '#| colab'        # identifies our install cell
-INSTALL_SRC = """#| hide
+# What Colab installs: THE one place that says it. jif_fastai is not on PyPI yet, so the notebooks install the
+# repository's main branch; at the first release change this to 'jif_fastai==X.Y.Z' (the released version) and rerun
+# `python tools/add_colab.py` (it rewrites the install cell of every notebook).
+INSTALL_SPEC = 'git+https://github.com/jif-fastai/jif_fastai.git@main'
+INSTALL_SRC = f"""#| hide
 #| colab
 # On Google Colab: install jif_fastai (this cell is skipped by the tests and left out of the docs)
 import sys
 if 'google.colab' in sys.modules:
-    !pip install -q jif_fastai"""
+    !pip install -q '{INSTALL_SPEC}'"""
 
 def colab_url(name:str) -> str: return f'https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/{NBS}/{name}'
 def badge_src(name:str) -> str: return f'[![Open In Colab]({BADGE_IMG})]({colab_url(name)})'
