@@ -228,7 +228,7 @@ def grad_cam(learn_or_model, # `Learner` or `JIFModel`
     cam = F.relu((alpha * A.detach()).sum(1, keepdim=True))                           # (B,1,h,w) L^c
     cam = F.interpolate(cam, size=img.shape[-2:], mode='bilinear', align_corners=False)[:, 0]  # (B,H,W)
     cam = cam / cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]                # max -> 1 (all-zero stays 0)
-    cam = cam.clamp(0, 1).cpu()
+    cam = cam.clamp(0, 1).float().cpu()                                                 # float32 also under bf16 autocast
     return cam[0] if single else cam
 
 # %% ../nbs/09_interpret.ipynb #f6068f4e
