@@ -66,7 +66,7 @@ BAD = [(['train', '--backbone', 'resnet51'], "Unknown timm backbone 'resnet51'")
        (['train', '--dataset', 'isic-2019', '--split', 'official'], '--split official needs --dataset derm7pt'),
        (['train', '--dataset', 'derm7pt'], '--dataset derm7pt needs --root'),
        (['train', '--dataset', 'csv'], '--dataset csv needs --csv, --image-col, --label-col'),
-       (['train', '--classes', 'MEL,NV'], '--classes applies to --dataset isic-2019 only'),
+       (['train', '--classes', 'MEL'], 'one class; a classifier needs at least two'),
        (['train', '--cat', 'sex'], '--cat apply to --dataset csv only'),
        (['train', '--root', '/nonexistent/pad'], 'no such folder'),
        (['train', '--out', '/proc/jif-run'], 'cannot write there'),
