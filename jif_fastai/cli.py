@@ -167,6 +167,8 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
     check_device(device)
     if dataset == 'csv': check_meta_names(_list(cat), _list(cont), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
+    for flag, names in (('--backbone', bbs), ('--fusion', fus), ('--structure', sts)):
+        if not names: raise UsageError(f"{flag}: no name given; give at least one (comma-separated)")
     try:
         for b in bbs:
             for f in fus:
@@ -219,14 +221,15 @@ def _check_model_dir(model:Path) -> Path:
 
 @call_parse
 def predict(model:Annotated[Path, "folder of a saved model (e.g. runs/NAME/models/fold_0)", {'required': True}]=None,
-            image:Annotated[Path, "image file of the lesion", {'required': True}]=None,
+            image:Path=None, # image file of the lesion (not needed by a metadata-only model)
             meta:str=None, # metadata: inline JSON object, a .json file, or a one-row .csv file (default: none recorded)
             json_out:bool=False, # print JSON instead of a table
            ):
     "Predict the class of one lesion from its image and metadata with a saved model."
     meta = read_meta(meta)   # a bad --meta is refused before the model is loaded
     pred = load_model(_check_model_dir(model))
-    label, probs, per_branch = pred.predict(image, meta)
+    if image is None and pred.cfg['cache_size']: raise UsageError(f"--model {model} looks at images: give the lesion's --image")
+    label, probs, per_branch = pred.predict(image or '', meta)
     if json_out: print(json.dumps(dict(label=label, probs=probs, per_branch=per_branch), indent=1))
     else:
         t = pd.DataFrame({'fused': probs, **per_branch}).round(4)

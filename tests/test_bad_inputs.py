@@ -626,6 +626,7 @@ DOOR = {   # row -> (arguments, what the one-line error must say); all refused b
                          "column 'dx' is the label (--label-col) column, so it cannot also be metadata"),
     'csv_column_group': (['train', '--dataset', 'csv', '--csv', 'a.csv', '--image-col', 'f', '--label-col', 'dx', '--cat', 'group'],
                          "metadata column(s) ['group'] have names jif_fastai uses"),
+    'backbone_empty': (['train', '--backbone', ','], '--backbone: no name given; give at least one'),
     'sample_no_images': (['sample', '--out', 's', '--n-images', '0'], '--n-images 0: must be an integer >= 60'),
     'sample_size_0': (['sample', '--out', 's', '--size', '0'], '--size 0: must be an integer >= 8'),
 }
