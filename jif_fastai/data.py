@@ -17,10 +17,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 __all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
            'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS',
            'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns',
-           'check_unique', 'index_images', 'warn_unused_images', 'safe_path', 'attach_images', 'find_images',
-           'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt',
-           'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes', 'check_splits',
-           'kfold_splits', 'official_splits', 'MetaPreprocessor']
+           'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'safe_path', 'attach_images',
+           'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20',
+           'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes',
+           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
 
 # %% ../nbs/00_data.ipynb #c2ec9a42
 @dataclass
@@ -108,6 +108,11 @@ def require_columns(df:pd.DataFrame, cols:list, source) -> None:
         raise DatasetError(f"{source}: missing column(s) {missing}; found {have}" + (f". Hints: {'; '.join(hints)}" if hints else ''))
     dup = [c for c in dict.fromkeys(cols) if have.count(c) > 1]
     if dup: raise DatasetError(f"{source}: column(s) {dup} appear more than once; rename or delete the copies")
+
+def check_filled(s:pd.Series, source, col:str, fix:str) -> None:
+    "Raise naming the rows where `s` (column `col`, e.g. the patient) is blank, with how to `fix` it."
+    blank = s.isna() | s.astype(str).str.strip().eq('')
+    if blank.any(): raise DatasetError(f"{source}: column {col!r} is blank in {_rows(s.index[blank])}; {fix}")
 
 def check_unique(s:pd.Series, source, col:str) -> None:
     "Raise naming the values and rows if `s` (an image-id column) repeats a value."
@@ -267,6 +272,7 @@ def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
     spec = DatasetSpec('pad-ufes-20', PAD_CLASSES, cats, list(PAD_CONTS), proxies=['biopsed'],
                        ranges={'age':(0,120), 'diameter_1':(0,500), 'diameter_2':(0,500)})
     check_unique(raw.img_id, src, 'img_id')
+    check_filled(raw.patient_id, src, 'patient_id', 'fill in the patient of every row (folds are grouped by patient)')
     df = tidy(raw, spec, src).assign(label=raw.diagnostic.where(raw.diagnostic.isna(), raw.diagnostic.astype(str).str.strip()),
                                      group=raw.patient_id.astype(str), id=raw.img_id.astype(str))
     check_labels(df, PAD_CLASSES, src)
@@ -425,10 +431,7 @@ def load_csv(csv:Path, # the table, one row per image
     blank_img = raw[image_col].isna() | raw[image_col].astype(str).str.strip().eq('')
     if blank_img.any(): raise DatasetError(f"{csv}: column {image_col!r} is blank in {_rows(raw.index[blank_img])}")
     check_unique(raw[image_col], csv, image_col)
-    if group_col:
-        blank_grp = raw[group_col].isna() | raw[group_col].astype(str).str.strip().eq('')
-        if blank_grp.any(): raise DatasetError(f"{csv}: group column {group_col!r} is blank in {_rows(raw.index[blank_grp])}; fill in the "
-                                               "patient/lesion of every row, or leave out the group column (each image its own group)")
+    if group_col: check_filled(raw[group_col], csv, group_col, "fill in the patient/lesion of every row, or leave out the group column (each image its own group)")
     labels = raw[label_col].astype(str).str.strip()
     classes = list(classes) if classes is not None else sorted(labels.unique())
     spec = DatasetSpec(csv.stem, classes, list(cat_names), list(cont_names))

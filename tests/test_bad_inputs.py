@@ -560,11 +560,16 @@ def test_image_float_tiff(tmp_path):
 def test_csv_group_column_blank_cells(pad):
     csv = _csv_dataset(pad)
     t = pd.read_csv(csv); t.loc[[3, 8], 'pid'] = np.nan; t.to_csv(csv, index=False)
-    with pytest.raises(DatasetError, match=r"group column 'pid' is blank in rows \[3, 8\]; fill in the patient/lesion of every row"):
+    with pytest.raises(DatasetError, match=r"column 'pid' is blank in rows \[3, 8\]; fill in the patient/lesion of every row"):
         load_csv(csv, 'file', 'dx', ['region'], group_col='pid')
     t['pid'] = np.nan; t.to_csv(csv, index=False)                          # all blank: not 'only 0 groups ... --folds <= 0'
-    with pytest.raises(DatasetError, match=r"group column 'pid' is blank in rows \[0, 1, 2, 3, 4\] and 55 more"):
+    with pytest.raises(DatasetError, match=r"column 'pid' is blank in rows \[0, 1, 2, 3, 4\] and 55 more"):
         load_csv(csv, 'file', 'dx', ['region'], group_col='pid')
+
+def test_pad_patient_blank(pad):
+    m = read_meta(pad); m.loc[[4, 9], 'patient_id'] = ''; write_meta(pad, m)
+    with pytest.raises(DatasetError, match=r"metadata.csv: column 'patient_id' is blank in rows \[4, 9\]; fill in the patient of every row"):
+        load_pad_ufes20(pad)
 
 @pytest.mark.parametrize('cat,cont,msg', [(['dx'], [], "column 'dx' is the label (--label-col) column, so it cannot also be metadata"),
                                           (['file'], [], "column 'file' is the image (--image-col) column"),
