@@ -21,7 +21,8 @@ from .cv import DATASETS, SPLITS, SCHEDULES, LOSS_WEIGHTINGS, RunConfigError, ru
 
 # %% auto #0
 __all__ = ['PRESETS', 'COMMANDS', 'ERRORS', 'UsageError', 'resolve_preset', 'describe', 'check_writable', 'check_flags',
-           'load_kw', 'Choice', 'Flag', 'train', 'read_meta', 'predict', 'sample', 'main']
+           'load_kw', 'check_device', 'check_values', 'check_weights', 'Choice', 'Flag', 'train', 'read_meta',
+           'predict', 'sample', 'main']
 
 # %% ../nbs/10_cli.ipynb #952d173c
 PRESETS = {
@@ -64,20 +65,60 @@ def check_flags(dataset:str, root, split:str, classes, csv, image_col, label_col
     "Raise `UsageError` for flags that do not fit `dataset`."
     if split == 'official' and dataset != 'derm7pt':
         raise UsageError(f"--split official needs --dataset derm7pt (only derm7pt ships an official split), not {dataset}")
-    if classes and dataset != 'isic-2019': raise UsageError(f"--classes applies to --dataset isic-2019 only, not {dataset}")
     csv_flags = {'--csv': csv, '--image-col': image_col, '--label-col': label_col, '--cat': cat, '--cont': cont, '--group-col': group_col}
     given = [k for k, v in csv_flags.items() if v is not None]
     if dataset != 'csv' and given: raise UsageError(f"{', '.join(given)} apply to --dataset csv only, not {dataset}")
     missing = [k for k in ('--csv', '--image-col', '--label-col') if csv_flags[k] is None]
     if dataset == 'csv' and missing: raise UsageError(f"--dataset csv needs {', '.join(missing)}")
+    if dataset == 'csv' and not (_list(cat) or _list(cont)): raise UsageError("--dataset csv needs --cat or --cont (at least one metadata column)")
     if root is None and dataset not in ('pad-ufes-20', 'csv'): raise UsageError(f"--dataset {dataset} needs --root (its folder)")
     if root is not None and not Path(root).is_dir(): raise UsageError(f"--root {root}: no such folder")
 
 def load_kw(dataset:str, classes, csv, image_col, label_col, cat, cont, group_col) -> dict:
     "Loader keyword arguments from the dataset-specific flags."
+    kw = dict(classes=_list(classes)) if classes else {}
     if dataset == 'csv': return dict(csv=csv, image_col=image_col, label_col=label_col, cat_names=_list(cat),
-                                     cont_names=_list(cont), group_col=group_col)
-    return dict(classes=_list(classes)) if classes else {}
+                                     cont_names=_list(cont), group_col=group_col, **kw)
+    return kw
+
+# %% ../nbs/10_cli.ipynb #c21d4789
+from .cv import TrainingError, check_settings
+from .structures import get_structure
+from .data import check_meta_names
+
+def check_device(device:str) -> None:
+    "Raise `UsageError` unless `device` (None: automatic) names a device torch knows and this machine has."
+    if device is None: return
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError): raise UsageError(f"--device {device}: not a device name torch knows; use cpu, cuda, cuda:1 or mps") from None
+    n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if d.type == 'cuda' and not n_gpu: raise UsageError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu")
+    if d.type == 'cuda' and (d.index or 0) >= n_gpu: raise UsageError(f"--device {device}: this machine has {n_gpu} CUDA GPU(s), cuda:0 to cuda:{n_gpu-1}")
+    if d.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError(f"--device {device}: Apple MPS is not available here; use --device cpu")
+    if d.type not in ('cpu', 'cuda', 'mps'): raise UsageError(f"--device {device}: use cpu, cuda or mps")
+
+def check_values(s:dict, # the resolved settings (preset + flags)
+                 split:str, seed:int, lam:float, threads:int, classes:str) -> None:
+    "Raise `UsageError` naming the first flag outside its valid range."
+    try: check_settings('--', epochs=s['epochs'], bs=s['bs'], lr=s['lr'], size=s['size'], seed=seed, lam=lam,
+                        **({'folds': s['folds']} if split == 'kfold' else {}))
+    except ValueError as e: raise UsageError(str(e)) from e
+    if threads is not None and threads < 1: raise UsageError(f"--threads {threads}: must be an integer >= 1")
+    cl = _list(classes)
+    dup = [c for c in dict.fromkeys(cl) if cl.count(c) > 1]
+    if dup: raise UsageError(f"--classes {classes}: {dup} listed more than once; list each class once")
+    if classes is not None and len(cl) < 2: raise UsageError(f"--classes {classes}: one class; a classifier needs at least two")
+
+def check_weights(decision_weights:str, # --decision-weights
+                  structures:list, lam:float) -> list:
+    "Parse `decision_weights` and check it fits every structure (one weight per branch, >= 0, positive sum)."
+    if decision_weights is None: return None
+    try: w = [float(x) for x in _list(decision_weights)]
+    except ValueError: raise UsageError(f"--decision-weights {decision_weights}: must be comma-separated numbers, e.g. 0.5,0.25,0.25") from None
+    for st in structures:
+        try: get_structure(st, lam, w)
+        except ValueError as e: raise UsageError(f"--decision-weights {decision_weights} with --structure {st}: {e}") from None
+    return w
 
 # %% ../nbs/10_cli.ipynb #7c741601
 def Choice(help:str, choices) -> type:
@@ -93,7 +134,7 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           root:Path=None, # dataset folder in its publisher's layout (default: the embedded sample)
           backbone:str=None, # timm backbone(s), comma-separated (default: resnet10t on the sample, resnet50 otherwise)
           fusion:str='mmfa', # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
-          structure:str='jif', # fusion structure(s), comma-separated: jif, jf, late, image, meta
+          structure:str='jif', # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
           folds:int=None, # number of patient-grouped folds (default 5)
           epochs:int=None, # epochs per fold (default: 5 on the sample, 30 otherwise)
           bs:int=None, # batch size (default 32)
@@ -111,7 +152,7 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           lam:float=0.5, # JIF loss weight of the image-only and metadata-only branches
           loss_weighting:Choice("'fixed' (lam) or 'uncertainty' (learned, Kendall et al. 2018)", LOSS_WEIGHTINGS)='fixed',
           decision_weights:str=None, # fixed test-time weights per branch, comma-separated (default equal)
-          classes:str=None, # isic-2019: classes to keep, comma-separated (e.g. MEL,NV)
+          classes:str=None, # classes to keep, comma-separated (e.g. MEL,NV; default all)
           csv:Path=None, # csv: the table, one row per image
           image_col:str=None, # csv: column with image paths (relative to --root, default the CSV's folder)
           label_col:str=None, # csv: column with the class label
@@ -129,12 +170,18 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
     if views > 1 and not frozen: raise UsageError("--views applies to --frozen runs only")
     name, s = resolve_preset(root is None and dataset == 'pad-ufes-20', backbone=backbone, size=size, folds=folds, epochs=epochs, bs=bs, lr=lr,
                              schedule=schedule, opt=opt, pretrained=pretrained)
+    check_values(s, split, seed, lam, threads, classes)
+    check_device(device)
+    if dataset == 'csv': check_meta_names(_list(cat), _list(cont), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
+    for flag, names in (('--backbone', bbs), ('--fusion', fus), ('--structure', sts)):
+        if not names: raise UsageError(f"{flag}: no name given; give at least one (comma-separated)")
     try:
         for b in bbs:
             for f in fus:
                 for st in sts: check_choices(b, f, st, s['schedule'], s['opt'], loss_weighting, split)
     except ValueError as e: raise UsageError(str(e)) from e
+    dw = check_weights(decision_weights, sts, lam)
     grid = len(bbs) * len(fus) * len(sts) > 1
     out = check_writable(out or Path('runs')/(f'grid-{dataset}' if grid else f"{dataset}-{sts[0]}-{fus[0]}-{bbs[0]}"))
     if threads: torch.set_num_threads(threads)
@@ -142,7 +189,7 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
     kw = dict(root=root, folds=s['folds'], epochs=s['epochs'], bs=s['bs'], lr=s['lr'], schedule=s['schedule'], opt=s['opt'],
               size=s['size'], pretrained=s['pretrained'], weights_file=weights_file, frozen=frozen, views=views,
               seed=seed, split=split, lam=lam, loss_weighting=loss_weighting,
-              decision_weights=[float(w) for w in _list(decision_weights)] or None, device=device, pictures=pictures,
+              decision_weights=dw, device=device, pictures=pictures,
               load_kw=load_kw(dataset, classes, csv, image_col, label_col, cat, cont, group_col))
     if grid:
         res = run_grid(dataset, bbs, fus, sts, out_dir=out, **kw)
@@ -161,7 +208,9 @@ def read_meta(meta:str) -> dict:
     if meta.lstrip().startswith('{'):
         try: d = json.loads(meta)
         except json.JSONDecodeError as e: raise UsageError(f"--meta is not valid JSON ({e})") from e
-    elif Path(meta).suffix.lower() == '.json' and Path(meta).is_file(): d = json.loads(Path(meta).read_text())
+    elif Path(meta).suffix.lower() == '.json' and Path(meta).is_file():
+        try: d = json.loads(Path(meta).read_text(encoding='utf-8-sig'))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e: raise UsageError(f"--meta {meta}: not valid JSON ({e})") from e
     elif Path(meta).suffix.lower() == '.csv':
         t = read_table(Path(meta))
         if len(t) != 1: raise UsageError(f"--meta {meta}: expected one row, found {len(t)}")
@@ -180,13 +229,15 @@ def _check_model_dir(model:Path) -> Path:
 
 @call_parse
 def predict(model:Annotated[Path, "folder of a saved model (e.g. runs/NAME/models/fold_0)", {'required': True}]=None,
-            image:Annotated[Path, "image file of the lesion", {'required': True}]=None,
+            image:Path=None, # image file of the lesion (not needed by a metadata-only model)
             meta:str=None, # metadata: inline JSON object, a .json file, or a one-row .csv file (default: none recorded)
             json_out:bool=False, # print JSON instead of a table
            ):
     "Predict the class of one lesion from its image and metadata with a saved model."
+    meta = read_meta(meta)   # a bad --meta is refused before the model is loaded
     pred = load_model(_check_model_dir(model))
-    label, probs, per_branch = pred.predict(image, read_meta(meta))
+    if image is None and pred.cfg['cache_size']: raise UsageError(f"--model {model} looks at images: give the lesion's --image")
+    label, probs, per_branch = pred.predict(image or '', meta)
     if json_out: print(json.dumps(dict(label=label, probs=probs, per_branch=per_branch), indent=1))
     else:
         t = pd.DataFrame({'fused': probs, **per_branch}).round(4)
@@ -202,6 +253,8 @@ def sample(out:Annotated[Path, "folder to create (must not exist, or be empty)",
            seed:int=0, # random seed: same seed, same files
           ):
     "Write the embedded synthetic dataset in the PAD-UFES-20 layout."
+    if n_images < 60: raise UsageError(f"--n-images {n_images}: must be an integer >= 60 (fewer cannot fill the suggested 5 folds x 6 classes)")
+    if size < 8 and not full_size: raise UsageError(f"--size {size}: must be an integer >= 8 (pixels)")
     root = make_sample(out, n_images=n_images, size=size, seed=seed, full_size=full_size)
     print(f"wrote {n_images} images + metadata.csv to {root}\ntrain on it: jif-fastai train --root {root} "
           f"--backbone resnet10t --size 64 --no-pretrained --opt adam --schedule one-cycle --lr 3e-3 --epochs 5")
@@ -215,7 +268,7 @@ COMMANDS = {
     'bench':   'jif_fastai.bench:bench',
     'download': 'jif_fastai.download:download',
 }
-ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError)
+ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError, TrainingError)
 
 def _command(name:str):
     "The function registered as `name`, or None when its module is not installed."

@@ -21,7 +21,7 @@ import sys
 import matplotlib.pyplot as plt
 import jif_fastai
 from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_csv,
-                             kfold_splits, official_splits, load_ham10000)
+                             kfold_splits, official_splits, load_ham10000, keep_classes)
 from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
 from .encoders import check_backbone, file_sha256
 from . import frozen as _frozen  # Learner.fit_frozen
@@ -31,13 +31,14 @@ from .learner import jif_learner, save_model, load_model, balanced_accuracy, acc
 from .sample import sample_root
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'METRICS', 'LOSS_WEIGHTINGS', 'SCHEDULES', 'load_dataset', 'fold_plan', 'fuse', 'scores',
-           'fold_scores', 'simplex_grid', 'search_weights', 'UncertaintyJIFLoss', 'fixed_weighting',
+__all__ = ['DATASETS', 'SPLITS', 'METRICS', 'LOSS_WEIGHTINGS', 'SCHEDULES', 'LOCK_NAME', 'SETTINGS', 'load_dataset', 'fold_plan',
+           'fuse', 'scores', 'fold_scores', 'simplex_grid', 'search_weights', 'UncertaintyJIFLoss', 'fixed_weighting',
            'uncertainty_weighting', 'loss_weights', 'drop_metadata', 'missing_meta_eval', 'LinePrinter', 'fold_bar',
            'FoldProgress', 'KeepBest', 'train_fold', 'RunConfigError', 'data_fingerprint', 'check_run_dir', 'fold_done',
            'load_folds', 'choose_weights', 'fold_table', 'with_mean_std', 'md_table', 'fold_rows', 'mean_std',
            'results_markdown', 'missing_table', 'plot_missing', 'summarise', 'looks_at_images', 'run_images',
-           'meta_features', 'logreg_reference', 'check_choices', 'run_cv', 'run_grid']
+           'meta_features', 'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches',
+           'TrainingGuard', 'run_lock', 'locked_run', 'check_choices', 'run_cv', 'run_grid']
 
 # %% ../nbs/08_cv.ipynb #ae607b8c
 def _rooted(loader, name):
@@ -61,10 +62,12 @@ DATASETS = {'pad-ufes-20': _pad, 'derm7pt': _rooted(load_derm7pt, 'derm7pt'),
 
 def load_dataset(name:str, # one of `DATASETS`
                  root:Path=None, # dataset folder in its publisher's layout (None: embedded sample, PAD-UFES-20 only)
-                 **kwargs) -> tuple: # passed to the loader (e.g. `classes` for ISIC-2019, columns for csv)
+                 classes:list=None, # keep only these classes, in this order (any dataset)
+                 **kwargs) -> tuple: # passed to the loader (e.g. columns for csv)
     "Load dataset `name` into (tidy frame, `DatasetSpec`)."
     if name not in DATASETS: raise DatasetError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
-    return DATASETS[name](root, **kwargs)
+    df, spec = DATASETS[name](root, **kwargs)
+    return keep_classes(df, spec, classes) if classes else (df, spec)
 
 # %% ../nbs/08_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -269,7 +272,7 @@ def train_fold(df:pd.DataFrame, # tidy frame
                         **cfg['model_kw'])
     LOSS_WEIGHTINGS[cfg['loss_weighting']](learn)
     best = KeepBest() if p['pick'] else None
-    fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out)] + listify(best)
+    fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out), TrainingGuard(fold)] + listify(best)
     fdir = None if cache_dir is None else Path(cache_dir)/'features'   # frozen runs: the feature cache
     with learn.no_bar(), learn.no_logging():
         if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs, cache_dir=fdir)
@@ -308,6 +311,8 @@ def data_fingerprint(df:pd.DataFrame, spec:DatasetSpec) -> str:
 
 def _jsonable(o): return json.loads(json.dumps(o, default=lambda x: x.tolist() if hasattr(x, 'tolist') else str(x)))
 
+LOCK_NAME = '.jif-fastai.lock'  # `run_lock`'s file in a run folder
+
 def check_run_dir(out:Path, # run folder
                   cfg:dict, # configuration of this run
                  ) -> Path:
@@ -317,12 +322,12 @@ def check_run_dir(out:Path, # run folder
     if f.is_file():
         old = json.loads(f.read_text())['config']
         diff = {k: (old.get(k), cfg.get(k)) for k in sorted(set(old) | set(cfg)) if old.get(k) != cfg.get(k)}
-        if diff:
+        if diff and any((out/'folds').glob('fold_*.json')):   # no finished fold: nothing to protect, the new configuration replaces it
             raise RunConfigError(f"{out} holds a run with a different configuration (" +
                                  '; '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items()) +
                                  "); use another output folder or delete that one")
-        return out
-    if out.exists() and any(out.iterdir()):
+        if not diff: return out
+    elif out.exists() and any(f.name != LOCK_NAME for f in out.iterdir()):
         raise RunConfigError(f"{out} is not empty and is not a jif-fastai run folder (no run.json); use a new folder")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(f, json.dumps(dict(config=cfg, jif_fastai_version=jif_fastai.__version__), indent=1))
@@ -489,6 +494,104 @@ def logreg_reference(df:pd.DataFrame, # tidy frame
         rows.append(dict(fold=k, n=len(p['test']), **scores(y[p['test']], prob)))
     return with_mean_std(pd.DataFrame(rows))
 
+# %% ../nbs/08_cv.ipynb #fe4b8fb2
+class TrainingError(ValueError):
+    "A run that would not train a meaningful model (no optimiser step, a diverged loss), with what to change."
+
+def _int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+def _num(v): return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
+
+SETTINGS = {  # run_cv argument: (is it valid?, what a valid value is)
+    'epochs': (lambda v: _int(v) and v >= 1, 'an integer >= 1 (0 epochs would score untrained models)'),
+    'bs': (lambda v: _int(v) and v >= 2, 'an integer >= 2 (batch norm needs two rows per batch)'),
+    'lr': (lambda v: _num(v) and v > 0, 'a number > 0, e.g. 3e-3'),
+    'size': (lambda v: _int(v) and v >= 8, 'an integer >= 8 (pixels)'),
+    'folds': (lambda v: _int(v) and v >= 2, 'an integer >= 2 (each fold needs other folds to train on)'),
+    'seed': (lambda v: _int(v) and 0 <= v < 2**31, 'an integer in [0, 2**31)'),
+    'lam': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
+    'wd': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
+    'weight_step': (lambda v: _num(v) and 0 < v <= 1, 'a number in (0, 1], e.g. 0.1'),
+}
+
+def check_settings(prefix:str='', # '--' for command-line flags (names then use '-' for '_')
+                   **settings) -> None:
+    "Raise `ValueError` naming the first setting outside its valid range in `SETTINGS`."
+    for k, v in settings.items():
+        ok, what = SETTINGS[k]
+        if not ok(v): raise ValueError(f"{prefix}{k.replace('_', '-') if prefix else k} {v!r}: must be {what}")
+
+# %% ../nbs/08_cv.ipynb #9b540f7a
+def check_trainable(df:pd.DataFrame, spec:DatasetSpec) -> None:
+    "Raise `DatasetError` if `df` cannot train a classifier: fewer than two classes, or no metadata column."
+    if len(spec.classes) < 2: raise DatasetError(f"{spec.name}: one class {list(spec.classes)}; a classifier needs at least two (--classes)")
+    if not spec.meta_names: raise DatasetError(f"{spec.name}: no metadata column; name at least one categorical (--cat) or numeric (--cont) column")
+
+def _bs_hint(n:int) -> int: return 2 ** int(np.log2(max(n, 2)))  # largest power of two <= n
+
+def check_batches(plan:list, # from `fold_plan`
+                  bs:int, # batch size
+                 ) -> None:
+    "Raise `TrainingError` if a fold's training part is smaller than one batch (no optimiser step would run)."
+    for k, p in enumerate(plan):
+        n = len(p['train'])
+        if n < 2: raise TrainingError(f"fold {k} has {n} training row(s); a model needs at least 2: use fewer folds or more data")
+        if n < bs: raise TrainingError(f"fold {k} has {n} training rows < batch size {bs}, so no optimiser step would run: "
+                                       f"use --bs {_bs_hint(n)} or fewer folds")
+
+# %% ../nbs/08_cv.ipynb #6c83310d
+class TrainingGuard(Callback):
+    "Stop the fit, saying why and what to change, when an epoch took no optimiser step or its loss is not finite."
+    order = 49  # before the `Recorder` (50) computes the epoch's metrics, which fail on NaN predictions
+    def __init__(self, fold:int=0): self.fold, self.steps = fold, None
+    def before_epoch(self): self.steps = 0
+    def after_step(self): self.steps += 1
+    def before_validate(self):
+        if self.steps == 0:
+            raise TrainingError(f"fold {self.fold} epoch {self.epoch + 1}: no optimiser step ran ({len(self.dls.train_ds)} training rows, "
+                                f"batch size {self.dls.train.bs}; incomplete batches are dropped): use a smaller --bs or fewer folds")
+        if self.steps: self._finite('training', self.recorder.smooth_loss.value)
+    def after_validate(self):
+        if self.steps is not None: self._finite('validation', self.recorder.loss.value)
+    def _finite(self, which, loss):
+        "Raise if `loss` (a tensor or float) is not finite."
+        v = float(loss)
+        if not np.isfinite(v): raise TrainingError(f"fold {self.fold} epoch {self.epoch + 1}: the {which} loss is {v} (training diverged): "
+                                                   f"lower the learning rate (--lr, now {self.opt.hypers[-1]['lr']:g})")
+
+# %% ../nbs/08_cv.ipynb #7f6beb8c
+import os, socket, functools
+from contextlib import contextmanager
+try: import fcntl
+except ImportError: fcntl = None   # Windows: runs are not locked
+
+@contextmanager
+def run_lock(out:Path):
+    "Hold an exclusive lock on run folder `out` (created); refuse if another process holds it. The OS frees it when a process dies."
+    out = Path(out); created, held = not out.exists(), False
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out/LOCK_NAME, 'a+') as f:
+            if fcntl is not None:
+                try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    f.seek(0); who = f.read().strip() or 'another process'
+                    raise RunConfigError(f"{out} is in use by {who}, which is training there; wait for it to finish, or use another output folder") from None
+                f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()}"); f.flush()
+            held = True
+            yield out
+    finally:
+        if held and not (out/'run.json').exists():   # refused before the run began: leave nothing behind
+            (out/LOCK_NAME).unlink(missing_ok=True)
+            if created and not any(out.iterdir()): out.rmdir()
+
+def locked_run(f):
+    "Decorator: run `f` holding `run_lock` on its `out_dir` argument."
+    sig = inspect.signature(f)
+    @functools.wraps(f)
+    def _f(*args, **kwargs):
+        with run_lock(sig.bind(*args, **kwargs).arguments.get('out_dir', sig.parameters['out_dir'].default)): return f(*args, **kwargs)
+    return _f
+
 # %% ../nbs/08_cv.ipynb #c9c16348
 def _guarded(f):
     "`f`, with failures turned into a warning: pictures must never cost a finished fold."
@@ -513,6 +616,7 @@ def check_choices(backbone:str, fusion:str, structure:str, schedule:str='one-cyc
     return get_structure(structure).fusion or fusion
 
 # %% ../nbs/08_cv.ipynb #d19d6b00
+@locked_run
 def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, spec) pair
            backbone:str='resnet10t', # timm backbone
            fusion:str='mmfa', # fusion module
@@ -548,9 +652,12 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
           ) -> pd.DataFrame:
     "Cross-validate one configuration into `out_dir` (resuming finished folds); return per-fold, mean and std scores."
     eff_fusion = check_choices(backbone, fusion, structure, schedule, opt, loss_weighting, split)
+    check_settings(epochs=epochs, bs=bs, lr=lr, size=size, seed=seed, lam=lam, wd=wd, weight_step=weight_step, **({'folds': folds} if split == 'kfold' else {}))
     sees = looks_at_images(structure)   # a metadata-only model needs no image files: every row is used
     df, spec = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
+    check_trainable(df, spec)
     plan = fold_plan(df, split, folds, seed, spec.classes)
+    check_batches(plan, bs)
     cfg = dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes),
                split=split, folds=len(plan), backbone=backbone, fusion=eff_fusion, structure=structure, epochs=epochs,
                bs=bs, lr=lr, schedule=schedule, opt=opt, wd=wd, size=size, pretrained=pretrained, seed=seed, lam=lam,

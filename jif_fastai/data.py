@@ -7,18 +7,19 @@ Docs: https://jif-fastai.github.io/jif_fastai/data.html.md"""
 # %% ../nbs/00_data.ipynb #7a7e49ea
 from __future__ import annotations
 import csv, difflib, warnings, re
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr, listify
 from sklearn.model_selection import StratifiedGroupKFold
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
-           'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS', 'MAX_ABS',
-           'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns', 'check_unique', 'index_images',
-           'warn_unused_images', 'safe_path', 'attach_images', 'find_images', 'clean_categorical', 'clean_numeric',
-           'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019', 'load_ham10000', 'load_csv',
+__all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
+           'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS',
+           'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns',
+           'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'safe_path', 'attach_images',
+           'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20',
+           'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes',
            'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
 
 # %% ../nbs/00_data.ipynb #c2ec9a42
@@ -49,13 +50,30 @@ def _rows(index, n:int=5) -> str:
     index = [i.item() if isinstance(i, np.generic) else i for i in index]
     return f"row{'s' if len(index) > 1 else ''} {index[:n]}" + (f" and {len(index)-n} more" if len(index) > n else '')
 
+NOT_CSV = {b'PK\x03\x04': 'an Excel .xlsx (or .ods / ZIP) file', b'\xd0\xcf\x11\xe0': 'an Excel .xls file',
+           b'PAR1': 'a Parquet file', b'\x1f\x8b': 'a gzip-compressed file', b'%PDF': 'a PDF document',
+           b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image'}  # leading bytes -> what the file is
+
+def _text_encoding(path:Path, raw:bytes) -> str:
+    "The encoding to read `raw` with ('utf-16' for UTF-16 with or without BOM, else 'utf-8-sig'); binary formats raise."
+    what = next((w for sig, w in NOT_CSV.items() if raw.startswith(sig)), None)
+    if what: raise DatasetError(f"{path}: is {what}, not a CSV text file; save it as CSV (UTF-8) and pass that")
+    if raw[:2] in (b'\xff\xfe', b'\xfe\xff'): return 'utf-16'
+    head = raw[:2000]
+    if b'\x00' in head:
+        if head[1::2].count(0) > len(head) // 4: return 'utf-16-le'
+        if head[0::2].count(0) > len(head) // 4: return 'utf-16-be'
+        raise DatasetError(f"{path}: contains NUL bytes, so it is a binary file, not CSV text; save it as CSV (UTF-8)")
+    return 'utf-8-sig'
+
 def read_table(path:Path) -> pd.DataFrame:
-    "Read a CSV with `,`, `;` or tab separator, optional BOM, UTF-8 or Windows-1252 text; errors name the file."
+    "Read a CSV with `,`, `;` or tab separator, optional BOM, UTF-8, UTF-16 or Windows-1252 text; errors name the file."
     path = Path(path)
     if not path.exists(): raise DatasetError(f"{path}: file not found")
     if path.is_dir(): raise DatasetError(f"{path}: is a folder; expected a CSV file")
     if path.stat().st_size == 0: raise DatasetError(f"{path}: the file is empty (0 bytes); expected a header line and one row per image")
-    raw, enc = path.read_bytes(), 'utf-8-sig'
+    raw = path.read_bytes()
+    enc = _text_encoding(path, raw)
     try: text = raw.decode(enc)
     except UnicodeDecodeError:
         enc = 'cp1252'; text = raw.decode(enc, errors='replace')
@@ -91,6 +109,11 @@ def require_columns(df:pd.DataFrame, cols:list, source) -> None:
     dup = [c for c in dict.fromkeys(cols) if have.count(c) > 1]
     if dup: raise DatasetError(f"{source}: column(s) {dup} appear more than once; rename or delete the copies")
 
+def check_filled(s:pd.Series, source, col:str, fix:str) -> None:
+    "Raise naming the rows where `s` (column `col`, e.g. the patient) is blank, with how to `fix` it."
+    blank = s.isna() | s.astype(str).str.strip().eq('')
+    if blank.any(): raise DatasetError(f"{source}: column {col!r} is blank in {_rows(s.index[blank])}; {fix}")
+
 def check_unique(s:pd.Series, source, col:str) -> None:
     "Raise naming the values and rows if `s` (an image-id column) repeats a value."
     dup = s.duplicated(keep=False) & s.notna()
@@ -108,7 +131,10 @@ def index_images(folder:Path, # folder searched recursively
     folder = Path(folder)
     if not folder.is_dir(): raise DatasetError(f"{folder}: image folder not found")
     idx, dups = {}, {}
-    for p in sorted(folder.rglob('*')):
+    try: found = sorted(folder.rglob('*'))
+    except OSError as e:   # e.g. a symbolic link that points to its own folder
+        raise DatasetError(f"{folder}: cannot list the image folder ({e.strerror or e}: {e.filename}); remove the link loop or unreadable entry") from e
+    for p in found:
         if p.suffix.lower() not in IMAGE_EXTS or not p.is_file(): continue
         if p.name in idx: dups.setdefault(p.name, [idx[p.name]]).append(p)
         else: idx[p.name] = p
@@ -138,7 +164,9 @@ def safe_path(root:Path, rel:str, row=None) -> Path:
     "Resolve `rel` inside `root`, refusing paths that escape it (`..`, absolute paths, links pointing outside)."
     root = Path(root).resolve()
     if '\x00' in str(rel): raise DatasetError(f"row {row}: image path {rel!r} contains a NUL character")
-    p = (root/str(rel).strip()).resolve()
+    try: p = (root/str(rel).strip()).resolve()
+    except (RuntimeError, OSError) as e:   # Python raises RuntimeError for a symbolic-link loop
+        raise DatasetError(f"row {row}: image path {rel!r} cannot be resolved ({e}); a symbolic link loop? Fix the link or the path") from e
     if p == root: raise DatasetError(f"row {row}: image path {rel!r} names the dataset root itself, not an image file in it")
     if root not in p.parents:
         raise DatasetError(f"row {row}: image path {rel!r} escapes the dataset root {root}; image paths must be relative "
@@ -155,6 +183,7 @@ def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop
     if miss.any():
         ids = df.loc[miss, 'id'].astype(str).tolist()
         msg = f"{source}: {miss.sum()} of {len(df)} rows have no image file (first: {', '.join(ids[:5])})"
+        if any('\\' in str(i) for i in ids): msg += "; their paths contain backslashes, like Windows paths: write them with '/'"
         if on_missing == 'raise' or miss.all(): raise DatasetError(msg + ('; none is left' if miss.all() else ''))
         warnings.warn(msg + "; these rows are dropped (pass on_missing='raise' to stop instead)", stacklevel=3)
     return df[~miss].reset_index(drop=True)
@@ -243,6 +272,7 @@ def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
     spec = DatasetSpec('pad-ufes-20', PAD_CLASSES, cats, list(PAD_CONTS), proxies=['biopsed'],
                        ranges={'age':(0,120), 'diameter_1':(0,500), 'diameter_2':(0,500)})
     check_unique(raw.img_id, src, 'img_id')
+    check_filled(raw.patient_id, src, 'patient_id', 'fill in the patient of every row (folds are grouped by patient)')
     df = tidy(raw, spec, src).assign(label=raw.diagnostic.where(raw.diagnostic.isna(), raw.diagnostic.astype(str).str.strip()),
                                      group=raw.patient_id.astype(str), id=raw.img_id.astype(str))
     check_labels(df, PAD_CLASSES, src)
@@ -360,6 +390,26 @@ def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the image
     df = attach_images(df, df.id.map(found), src, on_missing if need_images else 'keep')
     return df[['id','image','label','group','lesion_id'] + HAM_CATS + HAM_CONTS + ['dx_type']], spec
 
+# %% ../nbs/00_data.ipynb #24df76cc
+TIDY_COLUMNS = ('id','image','label','group','split')  # columns the tidy frame makes itself: not usable as metadata names
+
+def check_meta_names(cat_names:list, # categorical metadata columns
+                     cont_names:list, # numeric metadata columns
+                     roles:dict, # {role: column} of the other columns (image, label)
+                     source, # the table (for the message)
+                    ) -> None:
+    "Raise if a metadata column is given twice, also plays another role, or has a name of the tidy frame's own columns."
+    meta = cat_names + cont_names
+    both = [c for c in dict.fromkeys(cat_names) if c in cont_names]
+    if both: raise DatasetError(f"{source}: column(s) {both} are given as both categorical (--cat) and numeric (--cont) metadata; give each in one of them")
+    twice = [c for c in dict.fromkeys(meta) if meta.count(c) > 1]
+    if twice: raise DatasetError(f"{source}: metadata column(s) {twice} are listed twice (--cat/--cont); list each once")
+    for role, col in roles.items():
+        if col in meta: raise DatasetError(f"{source}: column {col!r} is the {role} column, so it cannot also be metadata (--cat/--cont)")
+    clash = [c for c in meta if c in TIDY_COLUMNS]
+    if clash: raise DatasetError(f"{source}: metadata column(s) {clash} have names jif_fastai uses for its own columns {list(TIDY_COLUMNS)}; "
+                                 f"rename them in the CSV (e.g. {clash[0]!r} -> '{clash[0]}_')")
+
 # %% ../nbs/00_data.ipynb #d36eab7f
 def load_csv(csv:Path, # the table, one row per image
              image_col:str, # column with image paths (relative to `image_root`)
@@ -374,12 +424,14 @@ def load_csv(csv:Path, # the table, one row per image
             ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load a user CSV of image paths, labels and metadata into a tidy frame and its spec."
     csv = Path(csv); image_root = Path(image_root or csv.parent)
+    check_meta_names(list(cat_names), list(cont_names), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     raw = read_table(csv)
     require_columns(raw, [image_col, label_col, *cat_names, *cont_names] + ([group_col] if group_col else []), csv)
     if raw[label_col].isna().any(): raise DatasetError(f"{csv}: column {label_col!r} is blank in {_rows(raw.index[raw[label_col].isna()])}")
     blank_img = raw[image_col].isna() | raw[image_col].astype(str).str.strip().eq('')
     if blank_img.any(): raise DatasetError(f"{csv}: column {image_col!r} is blank in {_rows(raw.index[blank_img])}")
     check_unique(raw[image_col], csv, image_col)
+    if group_col: check_filled(raw[group_col], csv, group_col, "fill in the patient/lesion of every row, or leave out the group column (each image its own group)")
     labels = raw[label_col].astype(str).str.strip()
     classes = list(classes) if classes is not None else sorted(labels.unique())
     spec = DatasetSpec(csv.stem, classes, list(cat_names), list(cont_names))
@@ -390,6 +442,23 @@ def load_csv(csv:Path, # the table, one row per image
     if need_images: warn_unused_images([p for p in paths if p.is_file()], csv)
     df = attach_images(df, paths, csv, on_missing if need_images else 'keep')
     return df[['id','image','label','group'] + spec.cat_names + spec.cont_names], spec
+
+# %% ../nbs/00_data.ipynb #6e52832d
+def keep_classes(df:pd.DataFrame, # tidy frame
+                 spec:DatasetSpec, # its spec
+                 classes:list, # classes to keep, in the model's output order
+                ) -> tuple:
+    "(rows of `classes` only, spec with that class list); a repeated, unknown or empty class, or fewer than two, raise."
+    classes = [str(c).strip() for c in listify(classes)]
+    dup = [c for c in dict.fromkeys(classes) if classes.count(c) > 1]
+    if dup: raise DatasetError(f"{spec.name}: class(es) {dup} are listed more than once (--classes); list each class once")
+    unknown = [c for c in classes if c not in spec.classes]
+    if unknown: raise DatasetError(f"{spec.name}: unknown class(es) {unknown} (--classes); this dataset has {list(spec.classes)}")
+    if len(classes) < 2: raise DatasetError(f"{spec.name}: --classes {','.join(classes)} is one class; a classifier needs at least two")
+    empty = [c for c in classes if not (df[spec.label] == c).any()]
+    if empty: raise DatasetError(f"{spec.name}: class(es) {empty} have no rows here (are their images missing?); leave them out: "
+                                 f"--classes {','.join(c for c in classes if c not in empty)}")
+    return df[df[spec.label].isin(classes)].reset_index(drop=True), replace(spec, classes=classes)
 
 # %% ../nbs/00_data.ipynb #627310de
 def check_splits(df:pd.DataFrame, splits:list, classes:list=None) -> None:
@@ -413,6 +482,10 @@ def kfold_splits(df:pd.DataFrame, # tidy frame with `label` and `group`
     "Stratified k-fold grouped by patient/lesion: a list of (train_idx, valid_idx) arrays."
     n_groups = df.group.nunique()
     if n_splits < 2: raise ValueError(f"n_splits must be at least 2, not {n_splits}")
+    if df.group.isna().any(): raise DatasetError(f"the group (patient/lesion) is blank in {_rows(df.index[df.group.isna()])}; fill it in for every row")
+    empty = [c for c in (classes if classes is not None else []) if not (df.label == c).any()]
+    if empty: raise DatasetError(f"class(es) {empty} have no rows (are their images missing?); no fold can contain them, however many folds: "
+                                 f"leave them out with --classes {','.join(c for c in classes if c not in empty)}")
     if n_groups < n_splits: raise DatasetError(f"only {n_groups} groups (patients/lesions) for {n_splits} folds; use --folds <= {n_groups}")
     per_class = df.groupby('label').group.nunique()
     few = per_class[per_class < n_splits]

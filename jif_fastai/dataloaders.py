@@ -40,6 +40,8 @@ IMAGE_NOTES = {  # lossy conversions: reported in a warning, never silent
     '16bit': 'have 16 bits per channel: reduced to 8 bits',
     'cmyk': 'are CMYK: converted to RGB (colours may shift slightly)',
     'exif': 'have unreadable EXIF orientation data: used as stored',
+    'float01': 'are 32-bit floating point with values in 0-1: scaled to 0-255',
+    'float': 'are 32-bit floating point with values beyond 0-1: clipped to 0-255 (check the export)',
     'small': 'are more than 4x smaller than the cache side: upscaled, so they look blurred (check the export)',
     'cache': 'had a damaged presized-cache entry: rebuilt from the source image',
     'nocache': 'could not be written to the presized cache (folder not writable or disk full): decoded without caching',
@@ -73,6 +75,9 @@ def open_image(path:Path, # image file
         except Exception: _note(notes, 'exif', path)
         if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):   # 16-bit: keep the top 8 bits
             im = Image.fromarray((np.asarray(im, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8)); _note(notes, '16bit', path)
+        if im.mode == 'F':   # 32-bit float (e.g. a scientific TIFF): RGB conversion alone would clip 0-1 values to black
+            a = np.nan_to_num(np.asarray(im, dtype=np.float32)); unit = bool(a.size) and a.min() >= 0 and a.max() <= 1
+            im = Image.fromarray((a * (255 if unit else 1)).round().clip(0, 255).astype(np.uint8)); _note(notes, 'float01' if unit else 'float', path)
         if im.mode == 'CMYK': _note(notes, 'cmyk', path)
         im = im.convert('RGBA') if im.mode in ('P', 'PA', 'LA', 'La', 'RGBa', 'RGBA') else im.convert('RGB')
         if draft and min(im.size) >= 8*draft: im = im.reduce(min(im.size) // (4*draft))  # 10,000 px scans: less to convert

@@ -477,3 +477,216 @@ def test_cli_bad_arguments(cli_runs, case):
     assert code == 2 and err.startswith('jif-fastai train: error: ') and CLI_CASES[case][1] in err, (code, err[-2000:])
     assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err       # one clear line, no traceback
     assert not (tmp / 'runs').exists()                                         # refused before anything was written
+
+# ============================================================================ found by the second round (issue 15)
+
+import jif_fastai.cli as cli
+from jif_fastai.cv import run_cv, check_run_dir, TrainingGuard, TrainingError, run_images
+from jif_fastai.data import keep_classes
+
+TINY_RUN = ['--backbone', 'resnet10t', '--no-pretrained', '--epochs', '1', '--size', '32', '--no-pictures']
+
+def _cli(capsys, *argv):
+    "`jif-fastai ARGV` in this process: (exit status, stdout, stderr)."
+    try: code = cli.main([str(a) for a in argv])
+    except SystemExit as e: code = e.code
+    o, e = capsys.readouterr()
+    return code, o, e
+
+def _one_line_error(code, err, cmd='train'):
+    assert code == 2 and err.startswith(f'jif-fastai {cmd}: error: '), err[-2000:]
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
+
+def _csv_dataset(pad, **cols) -> Path:
+    "The sample as a user CSV `my.csv` (file, dx, pid, region, age, plus `cols`)."
+    m = read_meta(pad)
+    files = {p.name: p.relative_to(pad).as_posix() for p in (pad / 'images').rglob('*.png')}
+    t = pd.DataFrame({'file': m.img_id.map(files), 'dx': m.diagnostic, 'pid': m.patient_id, 'region': m.region, 'age': m.age, **cols})
+    t.to_csv(pad / 'my.csv', index=False)
+    return pad / 'my.csv'
+
+# --- silent wrong results
+
+def test_fold_smaller_than_batch_refused(pad, capsys, tmp_path):
+    "A fold whose training part is smaller than one batch would take no optimiser step: refused before the run folder."
+    code, o, e = _cli(capsys, 'train', '--root', pad, '--folds', 2, '--bs', 64, *TINY_RUN, '--out', tmp_path / 'run')
+    _one_line_error(code, e)
+    assert 'fold 0 has 30 training rows < batch size 64, so no optimiser step would run: use --bs 16 or fewer folds' in e
+    assert not (tmp_path / 'run' / 'run.json').exists()
+
+def test_epoch_without_step_or_with_nonfinite_loss_stops(pad_src):
+    "During training: an epoch without an optimiser step, or a loss that is not finite, stops the fit with the reason."
+    from jif_fastai.learner import jif_learner
+    df, spec = load_pad_ufes20(pad_src)
+    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=range(50, 60), bs=8, size=SIZE, device='cpu',
+                                       images=run_images(df, spec, SIZE, needed=False))
+    learn = jif_learner(dls, 'resnet10t', structure='meta', pretrained=False)
+    dls.train.bs = 64
+    with learn.no_bar(), learn.no_logging(), pytest.raises(TrainingError, match=r'fold 2 epoch 1: no optimiser step ran \(50 training rows, batch size 64'):
+        learn.fit(1, 1e-3, cbs=TrainingGuard(2))
+    dls.train.bs = 8
+    with learn.no_bar(), learn.no_logging(), pytest.raises(TrainingError, match=r'the training loss is nan \(training diverged\): lower the learning rate'):
+        learn.fit(1, float('nan'), cbs=TrainingGuard(2))
+
+def test_one_class_refused(pad_src, tmp_path):
+    "One class (`--classes MEL`, or a frame with one class) cannot make a classifier."
+    df, spec = load_pad_ufes20(pad_src)
+    with pytest.raises(DatasetError, match=r'is one class; a classifier needs at least two'): keep_classes(df, spec, ['MEL'])
+    from dataclasses import replace
+    one = (df[df.label == 'MEL'], replace(spec, classes=['MEL']))
+    with pytest.raises(DatasetError, match='a classifier needs at least two'): run_cv(one, out_dir=tmp_path / 'r', progress=False)
+    assert not (tmp_path / 'r').exists()
+
+@pytest.mark.parametrize('kw,msg', [(dict(epochs=0), 'epochs 0: must be an integer >= 1 (0 epochs would score untrained models)'),
+                                    (dict(lr=-1.), 'lr -1.0: must be a number > 0'), (dict(bs=0), 'bs 0: must be an integer >= 2'),
+                                    (dict(size=0), 'size 0: must be an integer >= 8')])
+def test_meaningless_settings_refused_in_python(pad_src, tmp_path, kw, msg):
+    import re
+    with pytest.raises(ValueError, match=re.escape(msg)): run_cv('pad-ufes-20', root=pad_src, out_dir=tmp_path / 'r', progress=False, **kw)
+    assert not (tmp_path / 'r').exists()
+
+def test_image_float_tiff(tmp_path):
+    "A 32-bit float TIFF with values in 0-1 is scaled to 0-255 (not black), with a warning; beyond 0-1 it is clipped."
+    a = np.random.default_rng(0).random((20, 30)).astype(np.float32)
+    Image.fromarray(a).save(tmp_path / 'f.tif')
+    with pytest.warns(UserWarning, match=r'1 image\(s\) are 32-bit floating point with values in 0-1: scaled to 0-255'):
+        im = np.asarray(open_image(tmp_path / 'f.tif'))
+    assert np.abs(im[..., 0].astype(int) - np.round(a * 255)).max() <= 1 and im.max() > 200
+    Image.fromarray(a * 1000).save(tmp_path / 'g.tif')
+    with pytest.warns(UserWarning, match='beyond 0-1: clipped to 0-255'): open_image(tmp_path / 'g.tif')
+
+# --- tracebacks from inside pandas / sklearn / torch, now one clear line
+
+def test_csv_group_column_blank_cells(pad):
+    csv = _csv_dataset(pad)
+    t = pd.read_csv(csv); t.loc[[3, 8], 'pid'] = np.nan; t.to_csv(csv, index=False)
+    with pytest.raises(DatasetError, match=r"column 'pid' is blank in rows \[3, 8\]; fill in the patient/lesion of every row"):
+        load_csv(csv, 'file', 'dx', ['region'], group_col='pid')
+    t['pid'] = np.nan; t.to_csv(csv, index=False)                          # all blank: not 'only 0 groups ... --folds <= 0'
+    with pytest.raises(DatasetError, match=r"column 'pid' is blank in rows \[0, 1, 2, 3, 4\] and 55 more"):
+        load_csv(csv, 'file', 'dx', ['region'], group_col='pid')
+
+def test_pad_patient_blank(pad):
+    m = read_meta(pad); m.loc[[4, 9], 'patient_id'] = ''; write_meta(pad, m)
+    with pytest.raises(DatasetError, match=r"metadata.csv: column 'patient_id' is blank in rows \[4, 9\]; fill in the patient of every row"):
+        load_pad_ufes20(pad)
+
+@pytest.mark.parametrize('cat,cont,msg', [(['dx'], [], "column 'dx' is the label (--label-col) column, so it cannot also be metadata"),
+                                          (['file'], [], "column 'file' is the image (--image-col) column"),
+                                          (['region'], ['region'], "['region'] are given as both categorical (--cat) and numeric (--cont) metadata; give each in one of them"),
+                                          (['region', 'region'], [], "['region'] are listed twice")])
+def test_csv_metadata_roles_conflict(pad, cat, cont, msg):
+    csv = _csv_dataset(pad)
+    with pytest.raises(DatasetError) as e: load_csv(csv, 'file', 'dx', cat, cont)
+    assert msg in _msg(e) and str(csv) in _msg(e)
+
+@pytest.mark.parametrize('name', ['group', 'label', 'image', 'id', 'split'])
+def test_csv_metadata_named_like_internal_columns(pad, name):
+    "A user's column never silently replaces the tidy frame's own `group`/`label`/... column."
+    csv = _csv_dataset(pad, **{name: 'x'})
+    with pytest.raises(DatasetError, match=rf"metadata column\(s\) \['{name}'\] have names jif_fastai uses for its own columns"):
+        load_csv(csv, 'file', 'dx', [name], group_col='pid')
+
+def test_symlink_loop_in_image_folder(pad):
+    "Links that loop: a folder loop is skipped when indexing; a CSV row naming a looping link is one clear error."
+    import os
+    os.symlink('b', pad / 'images' / 'a'); os.symlink('a', pad / 'images' / 'b')
+    os.symlink('loop.png', pad / 'images' / 'imgs_part_1' / 'loop.png')
+    assert len(load_pad_ufes20(pad)[0]) == 60
+    csv = _csv_dataset(pad); t = pd.read_csv(csv); t.loc[0, 'file'] = 'images/imgs_part_1/loop.png'; t.to_csv(csv, index=False)
+    with pytest.raises(DatasetError, match=r"row 0: image path 'images/imgs_part_1/loop.png' cannot be resolved .*symbolic link loop"):
+        load_csv(csv, 'file', 'dx', ['region'])
+
+def test_no_metadata_then_corrected_rerun(pad, capsys, tmp_path):
+    "No metadata column: refused at the door; a run.json left without any finished fold never blocks the corrected rerun."
+    csv = _csv_dataset(pad)
+    code, o, e = _cli(capsys, 'train', '--dataset', 'csv', '--csv', csv, '--image-col', 'file', '--label-col', 'dx', '--out', tmp_path / 'r')
+    _one_line_error(code, e); assert '--dataset csv needs --cat or --cont (at least one metadata column)' in e
+    out = check_run_dir(tmp_path / 'old', dict(cat=[]))                       # what an older version left behind
+    assert check_run_dir(out, dict(cat=['region'])) == out                    # replaced: no fold had finished
+    (out / 'folds').mkdir(); (out / 'folds' / 'fold_0.json').write_text('{}')
+    with pytest.raises(Exception, match="cat: \\['region'\\] there, \\[\\] now"): check_run_dir(out, dict(cat=[]))
+
+DOOR = {   # row -> (arguments, what the one-line error must say); all refused before any image is loaded
+    'bs_0': (['train', '--bs', '0'], '--bs 0: must be an integer >= 2'),
+    'size_0': (['train', '--size', '0'], '--size 0: must be an integer >= 8 (pixels)'),
+    'epochs_0': (['train', '--epochs', '0'], '--epochs 0: must be an integer >= 1 (0 epochs would score untrained models)'),
+    'lr_negative': (['train', '--lr', '-1'], '--lr -1.0: must be a number > 0'),
+    'folds_1': (['train', '--folds', '1'], '--folds 1: must be an integer >= 2'),
+    'folds_0': (['train', '--folds', '0'], '--folds 0: must be an integer >= 2'),
+    'lam_negative': (['train', '--lam', '-1'], '--lam -1.0: must be a number >= 0'),
+    'seed_negative': (['train', '--seed', '-1'], '--seed -1: must be an integer in [0, 2**31)'),
+    'threads_negative': (['train', '--threads', '-1'], '--threads -1: must be an integer >= 1'),
+    'threads_0': (['train', '--threads', '0'], '--threads 0: must be an integer >= 1'),
+    'device_gpu': (['train', '--device', 'gpu'], '--device gpu: not a device name torch knows; use cpu, cuda, cuda:1 or mps'),
+    'device_cuda_index': (['train', '--device', 'cuda:7'], '--device cuda:7: '),
+    'decision_weights_count': (['train', '--decision-weights', '1,2'], "--decision-weights 1,2 with --structure jif: decision_weights (1.0, 2.0) must have one weight per branch"),
+    'decision_weights_text': (['train', '--decision-weights', 'a,b,c'], '--decision-weights a,b,c: must be comma-separated numbers'),
+    'decision_weights_negative': (['train', '--decision-weights', '1,-1,1'], 'must be >= 0 with a positive sum'),
+    'classes_repeated': (['train', '--classes', 'MEL,MEL'], "--classes MEL,MEL: ['MEL'] listed more than once"),
+    'classes_one': (['train', '--classes', 'MEL'], '--classes MEL: one class; a classifier needs at least two'),
+    'csv_cat_and_cont': (['train', '--dataset', 'csv', '--csv', 'a.csv', '--image-col', 'f', '--label-col', 'dx', '--cat', 'age', '--cont', 'age'],
+                         "a.csv: column(s) ['age'] are given as both categorical (--cat) and numeric (--cont) metadata"),
+    'csv_label_as_cat': (['train', '--dataset', 'csv', '--csv', 'a.csv', '--image-col', 'f', '--label-col', 'dx', '--cat', 'dx'],
+                         "column 'dx' is the label (--label-col) column, so it cannot also be metadata"),
+    'csv_column_group': (['train', '--dataset', 'csv', '--csv', 'a.csv', '--image-col', 'f', '--label-col', 'dx', '--cat', 'group'],
+                         "metadata column(s) ['group'] have names jif_fastai uses"),
+    'backbone_empty': (['train', '--backbone', ','], '--backbone: no name given; give at least one'),
+    'sample_no_images': (['sample', '--out', 's', '--n-images', '0'], '--n-images 0: must be an integer >= 60'),
+    'sample_size_0': (['sample', '--out', 's', '--size', '0'], '--size 0: must be an integer >= 8'),
+}
+
+@pytest.mark.parametrize('case', list(DOOR))
+def test_cli_refuses_at_the_door(capsys, monkeypatch, tmp_path, case):
+    import torch
+    if case == 'device_cuda_index' and torch.cuda.device_count() > 7: pytest.skip('this machine has 8 GPUs')
+    monkeypatch.chdir(tmp_path)
+    argv, msg = DOOR[case]
+    code, o, e = _cli(capsys, *argv)
+    _one_line_error(code, e, argv[0])
+    assert msg in e, e
+    assert not (tmp_path / 'runs').exists() and not (tmp_path / 's').exists()   # nothing created
+
+def test_cli_device_cuda_without_gpu(capsys, monkeypatch, tmp_path):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.chdir(tmp_path)
+    code, o, e = _cli(capsys, 'train', '--device', 'cuda')
+    _one_line_error(code, e); assert '--device cuda: no CUDA GPU is available on this machine; use --device cpu' in e
+
+# --- unclear messages, now saying what is wrong
+
+def test_csv_utf16(pad):
+    "UTF-16 (Excel's 'Unicode text'), with or without BOM: read as such, column names intact."
+    csv = _csv_dataset(pad); text = csv.read_text()
+    csv.write_text(text.replace('region', 'régión'), encoding='utf-16')
+    assert 'régión' in read_table(csv).columns
+    csv.write_bytes(text.encode('utf-16-le'))
+    assert list(read_table(csv).columns[:2]) == ['file', 'dx']
+
+@pytest.mark.parametrize('head,what', [(b'PK\x03\x04', 'an Excel .xlsx'), (b'\xd0\xcf\x11\xe0', 'an Excel .xls file'),
+                                       (b'PAR1', 'a Parquet file'), (b'\x1f\x8b', 'a gzip-compressed file')])
+def test_csv_that_is_a_workbook_or_binary(tmp_path, head, what):
+    (tmp_path / 'm.csv').write_bytes(head + bytes(200))
+    with pytest.raises(DatasetError, match=f'm.csv: is {what}.*not a CSV text file; save it as CSV'): read_table(tmp_path / 'm.csv')
+
+def test_csv_windows_paths(pad):
+    csv = _csv_dataset(pad); t = pd.read_csv(csv); t['file'] = t.file.str.replace('/', '\\'); t.to_csv(csv, index=False)
+    with pytest.raises(DatasetError, match=r"60 of 60 rows have no image file .*; their paths contain backslashes, like Windows paths: write them with '/'"):
+        load_csv(csv, 'file', 'dx', ['region'])
+
+def test_class_without_images(pad):
+    "A class whose images are all missing: named, with the --classes that leaves it out (fewer folds cannot help)."
+    m = read_meta(pad); mel = set(m.img_id[m.diagnostic == 'MEL'])
+    for f in (pad / 'images').rglob('*.png'):
+        if f.name in mel: f.unlink()
+    with pytest.warns(UserWarning, match='rows have no image file'): df, spec = load_pad_ufes20(pad)
+    with pytest.raises(DatasetError, match=r"class\(es\) \['MEL'\] have no rows \(are their images missing\?\); no fold can contain them, however "
+                                           r"many folds: leave them out with --classes ACK,BCC,NEV,SCC,SEK"):
+        kfold_splits(df, 5, classes=spec.classes)
+    assert keep_classes(df, spec, ['ACK', 'BCC', 'NEV', 'SCC', 'SEK'])[1].classes == ['ACK', 'BCC', 'NEV', 'SCC', 'SEK']
+
+def test_predict_meta_json_file_broken(capsys, tmp_path):
+    (tmp_path / 'm.json').write_text('{"age": 61,')
+    code, o, e = _cli(capsys, 'predict', '--model', tmp_path / 'nowhere', '--image', 'x.png', '--meta', tmp_path / 'm.json')
+    _one_line_error(code, e, 'predict'); assert f'--meta {tmp_path}/m.json: not valid JSON (' in e

@@ -47,6 +47,8 @@ def test_train_rerun_resumes_and_refuses_changes(trained, capsys):
 
 def test_predict_saved_fold_model(trained, tmp_path, capsys):
     out, _ = trained
+    code, o, e = in_process(capsys, 'predict', '--model', out/'models'/'fold_0')
+    assert code == 2 and 'looks at images: give the lesion' in e and len(e.strip().splitlines()) == 1
     df, spec = load_dataset('pad-ufes-20')
     row = df.iloc[3]
     meta = {k: v for k, v in row[spec.meta_names].items() if v == v}       # recorded values only
@@ -66,7 +68,7 @@ BAD = [(['train', '--backbone', 'resnet51'], "Unknown timm backbone 'resnet51'")
        (['train', '--dataset', 'isic-2019', '--split', 'official'], '--split official needs --dataset derm7pt'),
        (['train', '--dataset', 'derm7pt'], '--dataset derm7pt needs --root'),
        (['train', '--dataset', 'csv'], '--dataset csv needs --csv, --image-col, --label-col'),
-       (['train', '--classes', 'MEL,NV'], '--classes applies to --dataset isic-2019 only'),
+       (['train', '--classes', 'MEL'], 'one class; a classifier needs at least two'),
        (['train', '--cat', 'sex'], '--cat apply to --dataset csv only'),
        (['train', '--root', '/nonexistent/pad'], 'no such folder'),
        (['train', '--out', '/proc/jif-run'], 'cannot write there'),
@@ -145,5 +147,5 @@ def test_metadata_only_run_needs_no_images(tmp_path, real_data):
     assert list(ref.fold) == ['0', '1', '2', '3', '4', 'mean', 'std'] and 0.3 < ref.bal_acc.iloc[5] <= 1
     assert (out/'models'/'fold_0'/'config.json').is_file()
     assert json.loads((out/'models'/'fold_0'/'config.json').read_text())['cache_size'] == 0      # no image array kept
-    code, o, e = jif('predict', '--model', out/'models'/'fold_0', '--image', tmp_path/'not-taken.png', '--meta', '{"age": 60}', '--json-out')
-    assert code == 0 and json.loads(o)['label'] in ['ACK', 'BCC', 'MEL', 'NEV', 'SCC', 'SEK'], e   # the model reads no image
+    code, o, e = jif('predict', '--model', out/'models'/'fold_0', '--meta', '{"age": 60}', '--json-out')
+    assert code == 0 and json.loads(o)['label'] in ['ACK', 'BCC', 'MEL', 'NEV', 'SCC', 'SEK'], e   # no --image: the model reads none

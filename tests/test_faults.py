@@ -359,3 +359,22 @@ def test_cv_killed_during_final_results_write(tmp_path):
     pd.testing.assert_frame_equal(resumed.drop(columns='minutes'), reference.drop(columns='minutes'), check_exact=False, rtol=1e-6)
     pd.testing.assert_frame_equal(pd.read_csv(out / 'results.csv').drop(columns='minutes'),
                                   pd.read_csv(tmp_path / 'ref' / 'results.csv').drop(columns='minutes'), check_exact=False, rtol=1e-6)
+
+def test_two_trainings_on_one_run_folder(tmp_path):
+    "A second process training into a run folder that another holds is refused (naming it); a killed holder's lock is stale and ignored."
+    from jif_fastai.cv import run_cv, LOCK_NAME, RunConfigError
+    out = tmp_path / 'run'; out.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', textwrap.dedent(f"""
+        import fcntl, os, time
+        f = open({str(out / LOCK_NAME)!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(f'process {{os.getpid()}} on test'); f.flush(); print('held', flush=True); time.sleep(120)""")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        kw = dict(structure='meta', folds=2, epochs=1, size=SIZE, bs=16, out_dir=out, progress=False, pictures=False)
+        with pytest.raises(RunConfigError, match=f'run is in use by process {holder.pid} on test, which is training there; wait'):
+            run_cv(**kw)
+        assert not (out / 'run.json').exists()
+    finally: holder.send_signal(signal.SIGKILL); holder.wait()
+    res = run_cv(**kw)                                                        # the dead holder's lock file is no obstacle
+    assert list(res.fold) == ['0', '1', 'mean', 'std'] and (out / 'results.csv').is_file()
