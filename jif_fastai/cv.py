@@ -702,6 +702,9 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     for b, f, s in combos: check_choices(b, f, s)  # fail before the first training, not after hours
     rows, folds, out = [], [], Path(out_dir)
     size = kwargs.get('size', inspect.signature(run_cv).parameters['size'].default)
+    arg = lambda k: kwargs.get(k, inspect.signature(run_cv).parameters[k].default)
+    check_trainable(*data)   # before the images are loaded: a fold smaller than a batch, one class, no metadata
+    check_batches(fold_plan(data[0], arg('split'), arg('folds'), arg('seed'), data[1].classes), arg('bs'))
     images = run_images(*data, size, sees, kwargs.get('cache_dir'))  # once for all
     for b, f, s in combos:
         t = fold_rows(run_cv(data, b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, images=images, **kwargs))
