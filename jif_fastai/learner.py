@@ -20,6 +20,7 @@ from fastai.learner import AvgSmoothLoss
 from fastai.callback.core import Callback
 from fastai.torch_core import to_detach
 from fastcore.foundation import L
+from fasttransform import Pipeline
 from fastai.callback.schedule import *  # fit_one_cycle, fit_flat_cos, lr_find
 from fastai.callback.fp16 import *      # to_fp16 / to_bf16
 from fastai.callback.channelslast import *  # to_channelslast
@@ -35,8 +36,8 @@ from .structures import create_model, jif_splitter, fuse_probs, branch_probs, JI
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'FORMAT', 'PICKLES', 'balanced_accuracy', 'accuracy', 'macro_auc', 'jif_metrics', 'DeviceAvgSmoothLoss',
-           'SyncFree', 'ForeachSGD', 'jif_learner', 'quick_compare', 'JIFInterpretation', 'ModelFileError',
-           'save_model', 'load_model', 'JIFPredictor']
+           'SyncFreePipeline', 'SyncFree', 'ForeachSGD', 'jif_learner', 'quick_compare', 'JIFInterpretation',
+           'ModelFileError', 'save_model', 'load_model', 'JIFPredictor']
 
 # %% ../nbs/07_learner.ipynb #cf388fbd
 def balanced_accuracy(y:np.ndarray, p:np.ndarray) -> float:
@@ -82,15 +83,26 @@ class DeviceAvgSmoothLoss(AvgSmoothLoss):
         l = to_detach(learn.loss.mean(), cpu=False).float().mean()  # gathered across processes when distributed
         self.val = torch.lerp(l, self.val.to(l.device), self.beta)
 
+class SyncFreePipeline(Pipeline):
+    "A loader's batch transforms, run with augmentations that do not sync with the host (`sync_free_augment`)."
+    def __call__(self, o):
+        with sync_free_augment(): return super().__call__(o)
+
+def _plain_pipe(p:Pipeline) -> Pipeline:
+    "`p`, or the plain `Pipeline` inside a `SyncFreePipeline` left by a fit that failed."
+    return Pipeline(p.fs, split_idx=p.split_idx) if isinstance(p, SyncFreePipeline) else p
+
 class SyncFree(Callback):
     "During fit: the smoothed loss stays on the device and the augmentations do not sync; losses are stored as CPU floats after."
     order = 49  # just before `Recorder`
     def before_fit(self):
         r = self.learn.recorder
         if not isinstance(r.smooth_loss, DeviceAvgSmoothLoss): r.smooth_loss = DeviceAvgSmoothLoss(r.smooth_loss.beta)
-        self.aug = sync_free_augment(); self.aug.__enter__()
+        # patch only these loaders, never fastai's module: a fit that dies leaves no global state behind
+        self.pipes = [(dl, _plain_pipe(dl.after_batch)) for dl in self.dls.loaders if isinstance(getattr(dl, 'after_batch', None), Pipeline)]
+        for dl, p in self.pipes: dl.after_batch = SyncFreePipeline(p.fs, split_idx=p.split_idx)
     def after_fit(self):
-        self.aug.__exit__(None, None, None)
+        for dl, p in self.pipes: dl.after_batch = p
         r = self.learn.recorder
         if r.losses and all(isinstance(l, Tensor) for l in r.losses):  # one copy for the whole fit, as CPU tensors like fastai's
             r.losses = list(torch.stack(r.losses).float().cpu().unbind())
