@@ -21,9 +21,9 @@ import sys
 import matplotlib.pyplot as plt
 import jif_fastai
 from .data import (DatasetSpec, DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_csv,
-                             kfold_splits, official_splits, load_ham10000, keep_classes)
+                             kfold_splits, official_splits, load_ham10000, keep_classes, file_sha256)
 from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
-from .encoders import check_backbone, file_sha256
+from .encoders import check_backbone
 from . import frozen as _frozen  # Learner.fit_frozen
 from .fusion import FUSIONS
 from .structures import STRUCTURES, JIFLoss, get_structure, jif_splitter, weighted_vote

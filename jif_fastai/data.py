@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #7a7e49ea
 from __future__ import annotations
-import csv, difflib, warnings, re
+import csv, difflib, hashlib, warnings, re
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -17,10 +17,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 __all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
            'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS',
            'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns',
-           'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'safe_path', 'attach_images',
-           'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20',
-           'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes',
-           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
+           'check_filled', 'check_unique', 'file_sha256', 'index_images', 'warn_unused_images', 'safe_path',
+           'attach_images', 'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels',
+           'load_pad_ufes20', 'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv',
+           'keep_classes', 'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
 
 # %% ../nbs/00_data.ipynb #c2ec9a42
 @dataclass
@@ -120,6 +120,14 @@ def check_unique(s:pd.Series, source, col:str) -> None:
     if dup.any():
         raise DatasetError(f"{source}: column {col!r} repeats value(s) {list(dict.fromkeys(s[dup].astype(str)))[:5]} "
                            f"({_rows(s.index[dup], 10)}); each image must be listed once: delete the duplicate rows")
+
+# %% ../nbs/00_data.ipynb #8462684e
+def file_sha256(path:Path, chunk:int=1<<20) -> str:
+    "Hex SHA-256 of the file at `path`, read in chunks (checksums of downloads, weights and model files)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while (b := f.read(chunk)): h.update(b)
+    return h.hexdigest()
 
 # %% ../nbs/00_data.ipynb #a80fa38a
 IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.tif','.tiff','.webp')

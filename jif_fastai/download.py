@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/download.html.md"""
 
 # %% ../nbs/13_download.ipynb #9f5860d5
 from __future__ import annotations
-import hashlib, os, shutil, socket, threading, time, uuid, zipfile
+import os, shutil, socket, threading, time, uuid, zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
@@ -17,12 +17,12 @@ from urllib.request import Request, urlopen
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 import jif_fastai
-from .data import DatasetError
+from .data import DatasetError, file_sha256
 from .sample import cache_dir
 
 # %% auto #0
-__all__ = ['DATASET_URLS', 'Remote', 'remote', 'sha256sum', 'fetch', 'serve_folder', 'unpack', 'problems', 'pad_archive',
-           'download_dataset', 'registry_entry', 'download']
+__all__ = ['DATASET_URLS', 'Remote', 'remote', 'fetch', 'serve_folder', 'unpack', 'problems', 'pad_archive', 'download_dataset',
+           'registry_entry', 'download']
 
 # %% ../nbs/13_download.ipynb #ef531253
 @dataclass(frozen=True)
@@ -66,14 +66,6 @@ def remote(name:str) -> Remote:
     "The registry entry of dataset `name`, or a one-line error listing the known names."
     if name not in DATASET_URLS: raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_URLS)}")
     return DATASET_URLS[name]
-
-# %% ../nbs/13_download.ipynb #a65e424b
-def sha256sum(path:Path, chunk:int=1<<20) -> str:
-    "Hex sha256 of the file at `path`, read in chunks."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while (b := f.read(chunk)): h.update(b)
-    return h.hexdigest()
 
 # %% ../nbs/13_download.ipynb #88f98ad4
 def _resume_offset(r, have:int) -> int:
@@ -192,7 +184,7 @@ def problems(root:Path,        # dataset folder
         if not f.exists(): out.append(f'{p} is missing')
         elif f.is_dir() and not any(f.iterdir()): out.append(f'{p}/ is empty')
     for p, want in (r.sha256 if verify else {}).items():
-        if (root/p).is_file() and (got := sha256sum(root/p)) != want:
+        if (root/p).is_file() and (got := file_sha256(root/p)) != want:
             out.append(f'{p} has sha256 {got[:12]}…, expected {want[:12]}… (corrupt, or changed by the publisher)')
     return out
 

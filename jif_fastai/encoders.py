@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/encoders.html.md"""
 
 # %% ../nbs/03_encoders.ipynb #2c748d85
 from __future__ import annotations
-import difflib, hashlib
+import difflib
 from pathlib import Path
 import torch, timm
 from torch import nn, Tensor
@@ -14,10 +14,11 @@ from timm.layers import SelectAdaptivePool2d
 from fastcore.basics import ifnone, listify
 from fastai.layers import LinBnDrop, Embedding
 from fastai.tabular.model import emb_sz_rule
+from .data import file_sha256
 
 # %% auto #0
-__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'file_sha256',
-           'weights_origin', 'ImageEncoder', 'NoImageEncoder', 'MetaEncoder']
+__all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'weights_origin',
+           'ImageEncoder', 'NoImageEncoder', 'MetaEncoder']
 
 # %% ../nbs/03_encoders.ipynb #be9b9fb2
 PAPER_BACKBONES = ('densenet121', 'mobilenetv2_100', 'resnet50', 'efficientnet_b3', 'legacy_xception')
@@ -47,10 +48,6 @@ def load_backbone_weights(model:nn.Module, weights_file:str|Path) -> nn.Module:
 # %% ../nbs/03_encoders.ipynb #1b19a01f
 class WeightsUnavailableError(RuntimeError):
     "Pretrained backbone weights could not be downloaded or loaded."
-
-def file_sha256(path:str|Path) -> str:
-    "SHA-256 of a file's bytes (hex)."
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 def weights_origin(model:nn.Module, # a timm model
                    pretrained:bool, # whether timm's pretrained weights were asked for

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd, pytest
 import jif_fastai.cli as cli
 from jif_fastai.cv import load_dataset
+from conftest import in_process
 
 EXE = shutil.which('jif-fastai', path=str(Path(sys.executable).parent)) or 'jif-fastai'
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
@@ -15,12 +16,6 @@ def jif(*args, timeout=600):
     p = subprocess.run([EXE, *map(str, args)], env=ENV, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
-def in_process(capsys, *argv):
-    "`cli.main(argv)` in this process; (exit status, stdout, stderr)."
-    try: code = cli.main(list(map(str, argv)))
-    except SystemExit as e: code = e.code
-    o, e = capsys.readouterr()
-    return code, o, e
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):

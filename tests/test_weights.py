@@ -4,7 +4,8 @@ import json, os, subprocess, sys, shutil
 from pathlib import Path
 import pytest, timm, torch
 from PIL import Image
-from jif_fastai.encoders import ImageEncoder, file_sha256
+from jif_fastai.encoders import ImageEncoder
+from jif_fastai.data import file_sha256
 from jif_fastai.dataloaders import backbone_preprocessing
 
 LITE0_SHA = '384371dbd49f5bd24d4e89f607c22e2b1babbdb5c58d86a1cf3279ac1d490191'   # ../shared/weights/README.md
