@@ -200,8 +200,10 @@ def predict_features(self:JIFPredictor, feats:np.ndarray, # (N,C) or (N,C,h,w) c
 def time_epochs(learn:Learner, mode:str, # 'cached' (fit_frozen), 'frozen' (freeze + fit) or 'full' (unfreeze + fit)
                 n_epoch:int=1, lr:float=1e-3, cache_dir:Path=None) -> float:
     "Seconds per epoch of one way of training `learn` (after the features are cached, for 'cached')."
-    if mode == 'cached': learn.fit_frozen(1, lr, fit='fit', cache_dir=cache_dir)   # warm the cache, untimed
-    else: (learn.freeze if mode == 'frozen' else learn.unfreeze)()
-    fit = (lambda: learn.fit_frozen(n_epoch, lr, fit='fit', cache_dir=cache_dir)) if mode == 'cached' else (lambda: learn.fit(n_epoch, lr))
+    cached = lambda n: learn.fit_frozen(n, lr, fit='fit', cache_dir=cache_dir)
     with learn.no_bar(), learn.no_logging():
-        t = time.perf_counter(); fit(); return (time.perf_counter() - t) / n_epoch
+        if mode == 'cached': cached(1)   # warm the cache, untimed
+        else: (learn.freeze if mode == 'frozen' else learn.unfreeze)()
+        t = time.perf_counter()
+        cached(n_epoch) if mode == 'cached' else learn.fit(n_epoch, lr)
+        return (time.perf_counter() - t) / n_epoch

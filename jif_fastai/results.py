@@ -21,8 +21,8 @@ from .cv import (load_dataset, run_cv, run_grid, load_folds, fuse, md_table, mea
 from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
 
 # %% auto #0
-__all__ = ['RESULTS_SETTINGS', 'settings_hash', 'config_name', 'per_class_recall', 'paired_differences', 'plot_missing_compare',
-           'canary_slice', 'canary', 'grid_tables', 'run_results', 'main']
+__all__ = ['RESULTS_SETTINGS', 'GRIDS', 'MISSING_RUNS', 'settings_hash', 'config_name', 'per_class_recall', 'paired_differences',
+           'plot_missing_compare', 'canary_slice', 'canary', 'grid_tables', 'write_tables', 'run_results', 'main']
 
 # %% ../nbs/09a_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -120,6 +120,32 @@ def grid_tables(grid_dirs:list) -> tuple:
     summary = summary.iloc[np.argsort([-float(v.split(' ')[0]) for v in summary.bal_acc])]
     return folds, summary, paired_differences(folds)
 
+# %% ../nbs/09a_results.ipynb #7e07bf1d
+GRIDS = ('ham10000', 'ham10000-fused')   # run folders of the grid and of the 'jif-fused' variant
+MISSING_RUNS = (('ham10000', 'jif'), ('ham10000-fused', 'jif-fused'), ('ham10000', 'jf'))   # JIF vs JF with metadata removed
+
+def write_tables(runs:Path, out:Path, settings:dict=None):
+    "Tables and pictures of `out` from the finished run folders in `runs` (what `run_results` writes after training)."
+    s, runs, out = dict(settings or RESULTS_SETTINGS), Path(runs), Path(out)
+    folds, summary, paired = grid_tables([runs/g for g in GRIDS])
+    atomic_write(out/'ham10000_folds.csv', folds.to_csv(index=False))
+    atomic_write(out/'ham10000_summary.md', _md(summary))
+    diff = [f'{m:+.3f} ± {d:.3f}' for m, d in zip(paired.mean_diff, paired.std_diff)]
+    atomic_write(out/'ham10000_paired.md', _md(pd.DataFrame({'versus': paired.versus, 'JIF-MMFA − other (bal_acc, mean ± std)': diff,
+                                                             'folds JIF-MMFA wins': paired.wins})))
+    miss = {config_name('mmfa', st): runs/g/f"{s['backbone']}-mmfa-{st}" for g, st in MISSING_RUNS}
+    mt = pd.concat([missing_table(load_folds(d)).assign(config=c) for c, d in miss.items()])
+    mt = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: f'{v.mean():.3f} ± {v.std(ddof=1):.3f}').unstack('frac')
+    atomic_write(out/'ham10000_missing.md', _md(mt.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
+    with headless():
+        _save(plot_fusion_bars(folds.rename(columns={'config': 'setup'}), 'bal_acc',
+                               title='HAM10000, 5 lesion-grouped folds: balanced accuracy'), out/'ham10000_bal_acc.png')
+        ref = runs/GRIDS[0]/f"{s['backbone']}-mmfa-jif"
+        rs, classes = load_folds(ref), json.loads((ref/'run.json').read_text())['config']['classes']
+        P = np.concatenate([fuse(r['probs'], r['decision_weights']) for r in rs]); Y = np.concatenate([r['y'] for r in rs])
+        _save(plot_confusion(P, Y, classes, title='JIF-MMFA, all held-out folds'), out/'ham10000_confusion_jif_mmfa.png')
+        _save(plot_missing_compare(miss), out/'ham10000_missing.png')
+
 # %% ../nbs/09a_results.ipynb #1b887872
 def run_results(root:Path, # HAM10000 folder (publisher's layout)
                 weights_file:Path, # tf_efficientnet_lite0 weights (timm keys)
@@ -134,24 +160,10 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
     out.mkdir(parents=True, exist_ok=True)
     kw = _cv_kw(s, weights_file)
     first = sorted(s['fusions'], key=lambda f: not FUSIONS[f].needs_map)   # a feature-map pass caches the pooled features too
-    grids = {'ham10000': (first, s['structures']), 'ham10000-fused': (s['fused_variant'], ('jif-fused',))}
-    for name, (fus, sts) in grids.items():
+    for name, (fus, sts) in zip(GRIDS, ((first, s['structures']), (s['fused_variant'], ('jif-fused',)))):
         run_grid(s['dataset'], [s['backbone']], list(fus), list(sts), out_dir=runs/name, root=root, cache_dir=cache_dir,
                  pictures=False, progress=True, **kw)
-    folds, summary, paired = grid_tables([runs/g for g in grids])
-    atomic_write(out/'ham10000_folds.csv', folds.to_csv(index=False))
-    atomic_write(out/'ham10000_summary.md', _md(summary))
-    atomic_write(out/'ham10000_paired.md', _md(paired))
-    with headless():
-        _save(plot_fusion_bars(folds.rename(columns={'config': 'setup'}), 'bal_acc',
-                               title='HAM10000, 5 lesion-grouped folds: balanced accuracy'), out/'ham10000_bal_acc.png')
-        ref = load_folds(runs/'ham10000'/f"{s['backbone']}-mmfa-jif")
-        classes = json.loads((runs/'ham10000'/f"{s['backbone']}-mmfa-jif"/'run.json').read_text())['config']['classes']
-        P = np.concatenate([fuse(r['probs'], r['decision_weights']) for r in ref]); Y = np.concatenate([r['y'] for r in ref])
-        _save(plot_confusion(P, Y, classes, title='JIF-MMFA, all held-out folds'), out/'ham10000_confusion_jif_mmfa.png')
-        _save(plot_missing_compare({config_name('mmfa', st): runs/g/f"{s['backbone']}-mmfa-{st}"
-                                    for g, st in (('ham10000', 'jif'), ('ham10000-fused', 'jif-fused'), ('ham10000', 'jf'))}),
-              out/'ham10000_missing.png')
+    write_tables(runs, out, s)
     rec = dict(command=command or ' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s),
                versions=_versions(), started=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t0)))
     if pad_root is not None:
