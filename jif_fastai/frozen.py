@@ -167,8 +167,9 @@ def on_features(learn:Learner, fdls:DataLoaders):
 def frozen_features(learn:Learner, n_views:int=1, # cached views per image (see `VIEWS`)
                     cache_dir:Path=None) -> np.ndarray: # feature cache (default: beside the presized-image cache)
     "The frozen backbone's outputs for every row of `learn.dls.df` under each view: (V,N,C) or (V,N,C,h,w)."
-    m, dls, cache = learn.model, learn.dls, FeatureCache(cache_dir)
-    return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, feature_kind(m)) for v in view_names(n_views)])
+    m, dls, cache, views = learn.model, learn.dls, FeatureCache(cache_dir), view_names(n_views)
+    if not m.img_encoder.num_features: return np.zeros((len(views), len(dls.images), 0), np.float32)  # no backbone: nothing to encode
+    return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, feature_kind(m)) for v in views])
 
 @patch
 def fit_frozen(self:Learner, n_epoch:int, # epochs
@@ -185,16 +186,11 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
 
 # %% ../nbs/07a_frozen.ipynb #a5913875
 @patch
-@torch.no_grad()
 def predict_features(self:JIFPredictor, feats:np.ndarray, # (N,C) or (N,C,h,w) cached outputs of this model's backbone
                      cats:np.ndarray, conts:np.ndarray, bs:int=256) -> tuple:
     "Fused (N,C) and per-branch (N,K,C) probabilities from cached backbone features and encoded metadata."
-    m, dev, outs = self.model, self.device, []
-    for i in range(0, len(feats), bs):
-        f = FeatureInput(0).forward_features(torch.from_numpy(np.ascontiguousarray(feats[i:i+bs])).float().to(dev))  # (B,C,h,w)
-        meta = m.meta_encoder(torch.from_numpy(cats[i:i+bs]).to(dev), torch.from_numpy(conts[i:i+bs]).to(dev))
-        outs.append(m.forward_head(m.branch_features(f, meta)).float().cpu())
-    return self.probs(torch.cat(outs))
+    as_map = lambda f: FeatureInput(0).forward_features(torch.from_numpy(np.ascontiguousarray(f)).float().to(self.device))  # (B,C,h,w)
+    return self.batched(lambda f, c, n: self.model.forward_from_map(as_map(f), c, n), feats, cats, conts, bs)
 
 # %% ../nbs/07a_frozen.ipynb #400b223f
 def time_epochs(learn:Learner, mode:str, # 'cached' (fit_frozen), 'frozen' (freeze + fit) or 'full' (unfreeze + fit)

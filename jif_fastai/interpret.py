@@ -217,7 +217,7 @@ def grad_cam(learn_or_model, # `Learner` or `JIFModel`
     try:
         with torch.enable_grad():
             A = m.img_encoder.forward_features(img).detach().requires_grad_(True)   # (B,K,h,w)
-            out = m.forward_head(m.branch_features(A, m.meta_encoder(cats, conts)))   # (B,branches,C) as in JIFModel.forward
+            out = m.forward_from_map(A, cats, conts)                                  # (B,branches,C) as in JIFModel.forward
             s = _branch_logits(m, out, branch)                                        # (B,C)
             t = s.argmax(1) if target is None else torch.as_tensor(target, device=dev).long().expand(len(s))
             y = s.gather(1, t[:, None]).sum()

@@ -155,7 +155,7 @@ def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
     "A fastai `Learner` for a JIF model on `dls`, with loss, metrics and splitter set."
     if opt not in OPTIMIZERS: raise ValueError(f"opt must be one of {list(OPTIMIZERS)}, not {opt!r}")
     model = create_model(backbone, dls.cat_cards, dls.n_cont, len(dls.vocab), fusion=fusion, structure=structure, **kwargs)
-    if hasattr(model.img_encoder, 'data_config'): dls.set_stats(model.img_encoder.data_config['mean'], model.img_encoder.data_config['std'])
+    if hasattr(model.img_encoder, 'data_config'): dls.set_stats(*(model.img_encoder.data_config[k] for k in ('mean', 'std')))
     loss = model.loss_func(weight=dls.class_weights if class_weighted else None).to(dls.device)  # class weights live on the device
     cbs = L(cbs) + ([SyncFree()] if sync_free else [])
     learn = Learner(dls, model, loss_func=loss, opt_func=OPTIMIZERS[opt], wd=wd, splitter=jif_splitter, cbs=cbs,
@@ -280,7 +280,7 @@ class JIFPredictor:
     "A loaded model that predicts class, fused and per-branch probabilities from images + metadata."
     def __init__(self, model:JIFModel, preproc:MetaPreprocessor, cfg:dict, device=None, path:Path=None):
         store_attr('model,preproc,cfg,path'); self.classes = cfg['classes']
-        self.stats = cfg.get('stats') or (list(imagenet_stats[0]), list(imagenet_stats[1]))  # models saved before 0.2 used ImageNet's
+        self.stats = cfg.get('stats') or (list(imagenet_stats[0]), list(imagenet_stats[1]))  # models saved without 'stats' were ImageNet-normalised
         self.device = torch.device(ifnone(device, 'cpu')); self.model.to(self.device).eval()
 
     def check_data(self, df:pd.DataFrame, # rows to predict for
@@ -306,12 +306,16 @@ class JIFPredictor:
     @torch.no_grad()
     def predict_arrays(self, images:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
         "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, from presized images and encoded metadata."
-        outs = []
         pipe = valid_pipe(self.cfg['size'], self.device, self.stats)  # built once, reused for every batch
-        for i in range(0, len(images), bs):
-            x = image_batch(images[i:i+bs], self.cfg['size'], self.device, pipe).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
-            outs.append(self.model(x, torch.from_numpy(cats[i:i+bs]).to(self.device), torch.from_numpy(conts[i:i+bs]).to(self.device)).float().cpu())
-        return self.probs(torch.cat(outs))
+        img = lambda x: image_batch(x, self.cfg['size'], self.device, pipe).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
+        return self.batched(lambda x, c, n: self.model(img(x), c, n), images, cats, conts, bs)
+
+    @torch.no_grad()
+    def batched(self, fn, # fn(inputs of B rows, cats (B,n_cat), conts (B,n_cont) on the device) -> (B,K,C) logits
+                xs:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
+        "Fused (N,C) and per-branch (N,K,C) probabilities of `fn`, run on `bs` rows at a time."
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        return self.probs(torch.cat([fn(xs[i:i+bs], t(cats[i:i+bs]), t(conts[i:i+bs])).float().cpu() for i in range(0, len(xs), bs)]))
 
     def probs(self, logits:Tensor) -> tuple:
         "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, as NumPy arrays."

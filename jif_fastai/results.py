@@ -21,8 +21,9 @@ from .cv import (load_dataset, run_cv, run_grid, load_folds, fuse, md_table, mea
 from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
 
 # %% auto #0
-__all__ = ['RESULTS_SETTINGS', 'GRIDS', 'MISSING_RUNS', 'settings_hash', 'config_name', 'per_class_recall', 'paired_differences',
-           'plot_missing_compare', 'canary_slice', 'canary', 'grid_tables', 'write_tables', 'run_results', 'main']
+__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'GRIDS', 'MISSING_RUNS', 'settings_hash', 'config_name',
+           'per_class_recall', 'paired_differences', 'plot_missing_compare', 'canary_slice', 'canary', 'grid_tables',
+           'write_tables', 'run_results', 'main']
 
 # %% ../nbs/09a_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -41,13 +42,16 @@ def settings_hash(settings:dict=None) -> str:
     return hashlib.sha256(json.dumps(dict(settings=s, code=code), sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 # %% ../nbs/09a_results.ipynb #c996a0fe
+STRUCTURE_LABELS = {'jif': 'JIF', 'jif-fused': 'JIF(fused)', 'jf': 'JF', 'late': 'late fusion', 'image': 'image only', 'meta': 'metadata only'}
+FUSION_LABELS = {'mmfa': 'MMFA', 'concat': 'concat', 'metablock': 'MetaBlock', 'metanet': 'MetaNet'}
+
 def config_name(fusion:str, structure:str) -> str:
-    "'JIF-MMFA'-style label of a configuration ('image only' / 'metadata only' / 'late' without a fusion)."
-    names = {'jif': 'JIF', 'jif-fused': 'JIF(fused)', 'jf': 'JF', 'late': 'late fusion', 'image': 'image only', 'meta': 'metadata only'}
-    return names[structure] if fusion == 'none' else f"{names[structure]}-{ {'mmfa': 'MMFA', 'concat': 'concat', 'metablock': 'MetaBlock', 'metanet': 'MetaNet'}.get(fusion, fusion)}"
+    "'JIF-MMFA'-style label of a configuration ('image only' / 'metadata only' / 'late fusion' without a fusion)."
+    s = STRUCTURE_LABELS.get(structure, structure)
+    return s if fusion == 'none' else f"{s}-{FUSION_LABELS.get(fusion, fusion)}"
 
 def per_class_recall(run_dir:Path) -> pd.DataFrame:
-    "Per fold: fused balanced accuracy, accuracy, AUC and recall of each class, from a run folder's saved predictions."
+    "Per fold: the recall of each class (fused prediction), from a run folder's saved predictions."
     cfg, rows = json.loads((Path(run_dir)/'run.json').read_text())['config'], []
     for r in load_folds(run_dir):
         pred = fuse(r['probs'], r['decision_weights']).argmax(1)
@@ -116,8 +120,8 @@ def grid_tables(grid_dirs:list) -> tuple:
                      for d, b, f, s in folds[['dir', 'backbone', 'fusion', 'structure']].drop_duplicates().itertuples(index=False)])
     folds = folds.merge(rec, on=['backbone', 'fusion', 'structure', 'fold']).drop(columns='dir')
     metrics = ['bal_acc', 'accuracy', 'auc'] + [c for c in folds.columns if c.startswith('recall_')]
-    summary = pd.DataFrame([{'config': c, **mean_std(g, metrics)} for c, g in folds.groupby('config', sort=False)])
-    summary = summary.iloc[np.argsort([-float(v.split(' ')[0]) for v in summary.bal_acc])]
+    best_first = folds.groupby('config').bal_acc.mean().sort_values(ascending=False).index
+    summary = pd.DataFrame([{'config': c, **mean_std(folds[folds.config == c], metrics)} for c in best_first])
     return folds, summary, paired_differences(folds)
 
 # %% ../nbs/09a_results.ipynb #7e07bf1d

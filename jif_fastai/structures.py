@@ -198,6 +198,10 @@ class JIFModel(nn.Module):
         "One classifier per branch: `FusionOutput` -> (B,K,C) logits."
         return torch.stack([self.heads[b](getattr(feats, BRANCH_FEATURES[b])) for b in self.branches], 1)
 
+    def forward_from_map(self, img_map:Tensor, cats:Tensor, conts:Tensor) -> Tensor:
+        "(B,K,C) logits from an image feature map (B,C,h,w) already computed (cached features, a Grad-CAM leaf) and the metadata."
+        return self.forward_head(self.branch_features(img_map, self.meta_encoder(cats, conts)))
+
     def forward(self,
         img:Tensor,    # (B,3,S,S) normalised images
         cats:Tensor,   # (B,n_cat) category codes
