@@ -447,9 +447,8 @@ def summarise(out:Path, # run folder
 
 # %% ../nbs/08_cv.ipynb #07111d6b
 def looks_at_images(structure) -> bool:
-    "Whether a model of `structure` has an image encoder (as `create_model` decides)."
-    st = get_structure(structure)
-    return st.fusion is None or 'image' in st.branches
+    "Whether a model of `structure` (a name or a `Structure`) has an image encoder (`Structure.sees_image`)."
+    return get_structure(structure).sees_image
 
 # %% ../nbs/08_cv.ipynb #986ec018
 def run_images(df:pd.DataFrame, # tidy frame
@@ -549,7 +548,7 @@ class TrainingGuard(Callback):
         if self.steps == 0:
             raise TrainingError(f"fold {self.fold} epoch {self.epoch + 1}: no optimiser step ran ({len(self.dls.train_ds)} training rows, "
                                 f"batch size {self.dls.train.bs}; incomplete batches are dropped): use a smaller --bs or fewer folds")
-        if self.steps: self._finite('training', self.recorder.smooth_loss.value)
+        self._finite('training', self.recorder.smooth_loss.value)
     def after_validate(self):
         if self.steps is not None: self._finite('validation', self.recorder.loss.value)
     def _finite(self, which, loss):

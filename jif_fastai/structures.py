@@ -54,6 +54,8 @@ class Structure:
 
     @property
     def fuses(self) -> bool: return 'joint' in self.branches or self.individual == 'fused'  # does any head read the fusion?
+    @property
+    def sees_image(self) -> bool: return self.fusion is None or 'image' in self.branches  # False: metadata only, no backbone
 
 # %% ../nbs/05_jif.ipynb #30fc8013
 STRUCTURES = {}
@@ -240,8 +242,7 @@ def create_model(
 ) -> JIFModel:
     "Build a `JIFModel` from a backbone name, the metadata layout and fusion/structure names."
     st = get_structure(structure, lam=lam, decision_weights=decision_weights)
-    sees_image = st.fusion is None or 'image' in st.branches   # a metadata-only model needs no backbone
-    img_enc = ImageEncoder(backbone, pretrained=pretrained, weights_file=weights_file, **(img_kw or {})) if sees_image else NoImageEncoder()
+    img_enc = ImageEncoder(backbone, pretrained=pretrained, weights_file=weights_file, **(img_kw or {})) if st.sees_image else NoImageEncoder()
     meta_enc = MetaEncoder(cat_cards, n_cont, layers=meta_layers, ps=meta_ps, **(meta_kw or {}))
     fus = create_fusion(st.fusion or fusion, img_enc.num_features, meta_enc.out_dim, **({} if st.fusion else fusion_kw))
     return JIFModel(img_enc, meta_enc, fus, st, n_classes, head_drop=head_drop)
