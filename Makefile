@@ -45,7 +45,7 @@ pytest: venv
 clean-book:
 	rm -rf book/_build book/nbs
 
-# The book's results (docs: nbs/09a_results.ipynb): the HAM10000 ablation grid + PAD-UFES-20 metadata-only, about an
+# The book's results (docs: nbs/17_results.ipynb): the HAM10000 ablation grid + PAD-UFES-20 metadata-only, about an
 # hour on a 2-core CPU. Writes results/ (committed) and runs/results/ (models, predictions; not committed).
 HAM   ?= ../shared/data/ham10000
 PAD   ?= ../shared/data/pad-ufes-20

@@ -25,7 +25,7 @@ ART = ROOT/'test-artifacts'
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-MODEL_CHAPTER = 'nbs/04_mmfa'
+MODEL_CHAPTER = 'nbs/06_fusion'
 
 needs_book = pytest.mark.skipif(not (HTML/'index.html').exists(),
                                 reason=f'book not built ({HTML/"index.html"} is absent): run `make book` first')
@@ -216,14 +216,14 @@ def test_strip_directives_cleans_show_doc_output():
 def test_add_colab_idempotent(tmp_path):
     ac = _load_tool('add_colab')
     nb = _nb([_md('# Title\n\n> what it is'), _code('#| default_exp data'), _code('x = 1')])
-    p = tmp_path/'05_jif.ipynb'; p.write_text(json.dumps(nb))
+    p = tmp_path/'08_structures.ipynb'; p.write_text(json.dumps(nb))
     assert ac.process(p) is True
     first = p.read_text()
     assert ac.process(p) is False and p.read_text() == first
     cells = json.loads(first)['cells']
     srcs = [''.join(c['source']) for c in cells]
     assert srcs[0].startswith('# Title'), 'the title cell stays first (nbdev reads the title from it)'
-    assert 'https://colab.research.google.com/github/jif-fastai/jif_fastai/blob/main/nbs/05_jif.ipynb' in srcs[1]
+    assert 'https://colab.research.google.com/github/jif-fastai/jif_fastai/blob/main/nbs/08_structures.ipynb' in srcs[1]
     assert cells[2]['cell_type'] == 'code' and '#| colab' in srcs[2] and "'google.colab' in sys.modules" in srcs[2]
     assert srcs[3] == '#| default_exp data'
     assert sum('colab-badge' in s for s in srcs) == 1 and sum('#| colab' in s for s in srcs) == 1

@@ -5,7 +5,7 @@ import pytest
 import jif_fastai.cli as cli
 from conftest import in_process
 from jif_fastai.data import load_pad_ufes20
-from jif_fastai.download import pad_archive, registry_entry, serve_folder
+from jif_fastai.datasets import pad_archive, registry_entry, serve_folder
 from jif_fastai.data import file_sha256
 from jif_fastai.sample import make_sample
 
@@ -52,7 +52,7 @@ def test_isic2019_three_files_from_real_copies(real_data, tmp_path, capsys):
     "ISIC 2019's three files (the image zip + two CSVs), built from the real files in ../shared/data, load after download."
     import shutil
     from jif_fastai.data import load_isic2019
-    from jif_fastai.download import _zip_dir
+    from jif_fastai.datasets import _zip_dir
     src, www = real_data/'isic-2019', tmp_path/'www'
     www.mkdir()
     _zip_dir(src/'ISIC_2019_Training_Input', www/'ISIC_2019_Training_Input.zip', 'ISIC_2019_Training_Input')
@@ -66,7 +66,7 @@ def test_isic2019_three_files_from_real_copies(real_data, tmp_path, capsys):
     assert len(df) == len(list((src/'ISIC_2019_Training_Input').glob('*.jpg')))
 
 def test_download_help_complete(capsys):
-    from jif_fastai.download import download
+    from jif_fastai.datasets import download
     code, o, e = in_process(capsys, 'download', '--help')
     assert code == 0 and o.startswith('usage: jif-fastai download')
     for p in cli.anno_parser(download.__wrapped__)._actions:

@@ -5,7 +5,7 @@ from jif_fastai.fusion import FUSIONS
 from jif_fastai.structures import create_model, get_structure
 
 # 32 px is the smallest input all five backbones accept (final stride 32 -> a 1x1 map); spatial fusion behaviour
-# (MetaNet/MetaBlock on larger maps) is tested in nbs/06_baselines.ipynb. Batch of 2: the least BatchNorm accepts.
+# (MetaNet/MetaBlock on larger maps) is tested in nbs/07_baselines.ipynb. Batch of 2: the least BatchNorm accepts.
 CAT_CARDS, N_CONT, N_CLASSES, BS, SIZE = [3, 5, 2], 4, 6, 2, 32
 FUSION_KW = {'mmfa': dict(dim=16, heads=2, n_tokens=2), 'concat': {}, 'metanet': dict(hidden=16), 'metablock': {}}
 FUSION_NAMES = tuple(FUSION_KW)
