@@ -5,7 +5,7 @@ from functools import partial
 from fastai.optimizer import SGD
 from fastai.torch_core import TensorImage
 from jif_fastai.bench import bench_sample, bench_loader
-from jif_fastai.learner import ForeachSGD
+from jif_fastai.callbacks import ForeachSGD
 from jif_fastai.data import load_pad_ufes20
 from jif_fastai.dataloaders import ImageCache, ImageMetaDataLoaders
 torch.set_num_threads(1)

@@ -2,7 +2,9 @@
 import json, sys, time, warnings; warnings.simplefilter('ignore')
 import torch
 from pathlib import Path
-from jif_fastai.cv import load_dataset, run_cv, fold_rows, mean_std
+from jif_fastai.datasets import load_dataset
+from jif_fastai.cv import run_cv
+from jif_fastai.tables import fold_rows, mean_std
 from jif_fastai.results import RESULTS_SETTINGS as S, canary_slice
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 df, spec = load_dataset('ham10000', '../shared/data/ham10000')

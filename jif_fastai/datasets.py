@@ -17,12 +17,42 @@ from urllib.request import Request, urlopen
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 import jif_fastai
-from .data import DatasetError, file_sha256
-from .sample import cache_dir
+from .data import (DatasetError, file_sha256, load_pad_ufes20, load_derm7pt, load_isic2019, load_ham10000,
+                             load_csv, keep_classes)
+from .sample import cache_dir, sample_root
 
 # %% auto #0
-__all__ = ['DATASET_URLS', 'Remote', 'remote', 'fetch', 'serve_folder', 'unpack', 'problems', 'pad_archive', 'download_dataset',
-           'registry_entry', 'download']
+__all__ = ['DATASETS', 'DATASET_URLS', 'load_dataset', 'Remote', 'remote', 'fetch', 'serve_folder', 'unpack', 'problems',
+           'pad_archive', 'download_dataset', 'registry_entry', 'download']
+
+# %% ../nbs/03_datasets.ipynb #ae607b8c
+def _rooted(loader, name):
+    "A loader that needs `root`."
+    def _load(root=None, **kwargs):
+        if root is None: raise DatasetError(f"dataset {name!r} needs its folder (--root); only 'pad-ufes-20' has an embedded sample")
+        return loader(root, **kwargs)
+    return _load
+
+def _pad(root=None, **kwargs):
+    "PAD-UFES-20 from `root`, or the embedded sample."
+    return load_pad_ufes20(sample_root() if root is None else root, **kwargs)
+
+def _csv(root=None, csv=None, **kwargs):
+    "A user CSV (`csv`), images relative to `root` (default: the CSV's folder)."
+    if csv is None: raise DatasetError("dataset 'csv' needs the table (--csv)")
+    return load_csv(csv, image_root=root, **kwargs)
+
+DATASETS = {'pad-ufes-20': _pad, 'derm7pt': _rooted(load_derm7pt, 'derm7pt'),
+            'isic-2019': _rooted(load_isic2019, 'isic-2019'), 'ham10000': _rooted(load_ham10000, 'ham10000'), 'csv': _csv}
+
+def load_dataset(name:str, # one of `DATASETS`
+                 root:Path=None, # dataset folder in its publisher's layout (None: embedded sample, PAD-UFES-20 only)
+                 classes:list=None, # keep only these classes, in this order (any dataset)
+                 **kwargs) -> tuple: # passed to the loader (e.g. columns for csv)
+    "Load dataset `name` into (tidy frame, `DatasetSpec`)."
+    if name not in DATASETS: raise DatasetError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+    df, spec = DATASETS[name](root, **kwargs)
+    return keep_classes(df, spec, classes) if classes else (df, spec)
 
 # %% ../nbs/03_datasets.ipynb #ef531253
 @dataclass(frozen=True)

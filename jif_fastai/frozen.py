@@ -18,7 +18,7 @@ from fastai.data.load import DataLoader
 from fastai.torch_core import TensorCategory
 from .dataloaders import ImageMetaDataLoaders, valid_pipe, image_batch, atomic_write, default_cache_dir
 from .fusion import Fusion
-from .learner import JIFPredictor
+from .inference import JIFPredictor
 
 # %% auto #0
 __all__ = ['VIEWS', 'view_names', 'state_digest', 'array_digest', 'encode_images', 'FeatureCache', 'FeatureSet', 'FeatureDL',

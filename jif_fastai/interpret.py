@@ -19,13 +19,15 @@ from fastcore.basics import ifnone
 from fastai.learner import Learner
 from fastai.vision.core import imagenet_stats
 from sklearn.metrics import confusion_matrix, roc_curve, auc
-from .structures import JIFModel, create_model, fuse_probs
-from .learner import macro_auc
+from .structures import JIFModel, fuse_probs
+from fastai.interpret import ClassificationInterpretation
+from .dataloaders import show_image_meta
+from .metrics import macro_auc
 
 # %% auto #0
-__all__ = ['headless', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map', 'plot_attention',
-           'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars', 'save_fold_pictures',
-           'save_run_pictures']
+__all__ = ['headless', 'eval_mode', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map',
+           'plot_attention', 'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars',
+           'save_fold_pictures', 'save_run_pictures', 'JIFInterpretation']
 
 # %% ../nbs/14_interpret.ipynb #d9a76548
 _HEADLESS = contextvars.ContextVar('jif_headless', default=False)
@@ -51,6 +53,13 @@ def _plain(*xs) -> tuple:
 
 def _model(o) -> JIFModel: return o.model if isinstance(o, Learner) else o
 
+@contextmanager
+def eval_mode(m:torch.nn.Module):
+    "Inside the context `m` is in eval mode; its train/eval mode is restored after (also on errors)."
+    was = m.training; m.eval()
+    try: yield m
+    finally: m.train(was)
+
 # %% ../nbs/14_interpret.ipynb #174497fa
 @torch.no_grad()
 def valid_preds(learn:Learner, # a `jif_learner`
@@ -58,9 +67,7 @@ def valid_preds(learn:Learner, # a `jif_learner`
                ) -> tuple: # (N,K,C) logits, (N,) targets
     "Per-branch logits and targets of `dl` in eval mode, without fastai callbacks (so `learn.recorder` keeps its history)."
     m, dl = learn.model, ifnone(dl, learn.dls.valid)
-    was = m.training; m.eval()
-    try: outs, ys = zip(*[(m(*_plain(*b[:3])).float().cpu(), b[3].cpu()) for b in dl])
-    finally: m.train(was)
+    with eval_mode(m): outs, ys = zip(*[(m(*_plain(*b[:3])).float().cpu(), b[3].cpu()) for b in dl])
     return torch.cat(outs), torch.cat(ys)
 
 # %% ../nbs/14_interpret.ipynb #fcbd91b2
@@ -156,9 +163,7 @@ def attention_map(model, # `Learner` or `JIFModel` with an MMFA fusion
     m, fus = _model(model), _fusion_with_attention(model)
     img, cats, conts = _plain(*batch[:3])
     dev = next(m.parameters()).device
-    was = m.training; m.eval()
-    try: m(img.to(dev), cats.to(dev), conts.to(dev))
-    finally: m.train(was)
+    with eval_mode(m): m(img.to(dev), cats.to(dev), conts.to(dev))
     return fus.attn_weights.float().cpu()
 
 def plot_attention(model, # `Learner` or `JIFModel` with an MMFA fusion
@@ -213,8 +218,7 @@ def grad_cam(learn_or_model, # `Learner` or `JIFModel`
     if single: img, cats, conts = img[None], cats[None], conts[None]
     dev = next(m.parameters()).device
     img, cats, conts = img.to(dev).float(), cats.to(dev), conts.to(dev)
-    was = m.training; m.eval()
-    try:
+    with eval_mode(m):
         with torch.enable_grad():
             A = m.img_encoder.forward_features(img).detach().requires_grad_(True)   # (B,K,h,w)
             out = m.forward_from_map(A, cats, conts)                                  # (B,branches,C) as in JIFModel.forward
@@ -223,7 +227,6 @@ def grad_cam(learn_or_model, # `Learner` or `JIFModel`
             y = s.gather(1, t[:, None]).sum()
             g = torch.autograd.grad(y, A, allow_unused=True)[0] if y.requires_grad else None  # (B,K,h,w) dy^c/dA
             if g is None: g = torch.zeros_like(A)                                      # the branch does not see the image
-    finally: m.train(was)
     alpha = g.mean((2, 3), keepdim=True)                                              # (B,K,1,1) alpha_k^c
     cam = F.relu((alpha * A.detach()).sum(1, keepdim=True))                           # (B,1,h,w) L^c
     cam = F.interpolate(cam, size=img.shape[-2:], mode='bilinear', align_corners=False)[:, 0]  # (B,H,W)
@@ -257,11 +260,8 @@ def plot_grad_cam(learn_or_model, # `Learner` or `JIFModel`
     classes = ifnone(classes, list(learn_or_model.dls.vocab) if isinstance(learn_or_model, Learner) else None)
     stats = ifnone(stats, getattr(learn_or_model.dls, 'stats', None) if isinstance(learn_or_model, Learner) else None)
     cam = grad_cam(m, img, cats, conts, target, branch)                           # (B,H,W)
-    dev, was = next(m.parameters()).device, m.training
-    m.eval()
-    try:
-        with torch.no_grad(): s = _branch_logits(m, m(img.to(dev), cats.to(dev), conts.to(dev)), branch).softmax(1).cpu()  # (B,C)
-    finally: m.train(was)
+    dev = next(m.parameters()).device
+    with eval_mode(m), torch.no_grad(): s = _branch_logits(m, m(img.to(dev), cats.to(dev), conts.to(dev)), branch).softmax(1).cpu()  # (B,C)
     t = s.argmax(1) if target is None else torch.as_tensor(target).long().expand(len(s))
     name = lambda c: classes[int(c)] if classes is not None else str(int(c))
     B = len(img); ncols = min(ncols, B); nrows = int(np.ceil(B / ncols))
@@ -371,3 +371,17 @@ def save_run_pictures(results:pd.DataFrame, # one row per fold and setup (as wri
     if len(ok) < len(metrics): warnings.warn(f"no values for metric(s) {[m for m in metrics if m not in ok]}: no bar chart for them")
     with headless():
         return [_save(plot_fusion_bars(results, mt), out/f'fusion_{mt}.png') for mt in ok]
+
+# %% ../nbs/14_interpret.ipynb #713a1a25
+class JIFInterpretation(ClassificationInterpretation):
+    "`ClassificationInterpretation` whose `plot_top_losses` shows image, metadata, target/prediction and loss."
+    def plot_top_losses(self, k:int=9, # number of items
+                        largest:bool=True, # worst (True) or best (False) predictions
+                        ncols:int=3, **kwargs):
+        "Show the `k` items with the largest (or smallest) loss."
+        losses, idx = self.top_losses(k, largest)
+        inps, probs, targs, decoded, _ = self[idx]
+        items = self.dl.decode_batch((*inps, targs), max_n=len(idx))
+        titles = [f'{self.vocab[int(t)]} / {self.vocab[int(d)]}  loss {l:.2f}  p {p[d]:.2f}'
+                  for t, d, l, p in zip(targs, decoded, losses, probs)]
+        return show_image_meta(items, self.dl.preproc, titles=titles, ncols=ncols, **kwargs)

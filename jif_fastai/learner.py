@@ -1,4 +1,4 @@
-"""`jif_learner` wires the data, the model, the JIF loss, the paper's metrics and a backbone/heads splitter into a fastai `Learner`; `save_model` / `load_model` store a trained model safely and predict for new patients.
+"""`jif_learner` wires the data, the model, the JIF loss, the paper's metrics and a backbone/heads splitter into a fastai `Learner`. Saving a trained model and predicting for new patients is the next chapter, *Inference*.
 
 Docs: https://jif-fastai.github.io/jif_fastai/learner.html.md"""
 
@@ -6,134 +6,25 @@ Docs: https://jif-fastai.github.io/jif_fastai/learner.html.md"""
 
 # %% ../nbs/11_learner.ipynb #1c576a40
 from __future__ import annotations
-import hashlib, json, warnings
 from functools import partial
 from pathlib import Path
-import numpy as np, pandas as pd, torch
-from torch import Tensor
-from fastcore.basics import store_attr, ifnone, patch
+import torch
+from fastcore.basics import ifnone, patch
+from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from fastai.metrics import AccumMetric
-from fastai.optimizer import Adam, Optimizer
-from fastai.learner import AvgSmoothLoss
-from fastai.callback.core import Callback
-from fastai.torch_core import to_detach
-from fastcore.foundation import L
-from fasttransform import Pipeline
+from fastai.optimizer import Adam
 from fastai.callback.schedule import *  # fit_one_cycle, fit_flat_cos, lr_find
 from fastai.callback.fp16 import *      # to_fp16 / to_bf16
 from fastai.callback.channelslast import *  # to_channelslast
-from fastai.interpret import ClassificationInterpretation
-from fastai.vision.core import imagenet_stats
-from sklearn import metrics as skm
-from safetensors.torch import save as save_safetensors, load as load_safetensors
-import jif_fastai
-from .data import MetaPreprocessor, DatasetError, require_columns
-from .dataloaders import (ImageMetaDataLoaders, ImageCache, image_batch, valid_pipe, presize_all, show_image_meta,
-                                    sync_free_augment, atomic_write)
-from .structures import create_model, jif_splitter, fuse_probs, branch_probs, JIFModel
+from .core import moved_names
+from .dataloaders import ImageMetaDataLoaders
+from .structures import create_model, jif_splitter
+from .metrics import jif_metrics
+from .callbacks import SyncFree, ForeachSGD
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'FORMAT', 'PICKLES', 'balanced_accuracy', 'accuracy', 'macro_auc', 'jif_metrics', 'DeviceAvgSmoothLoss',
-           'SyncFreePipeline', 'SyncFree', 'ForeachSGD', 'jif_learner', 'quick_compare', 'JIFInterpretation',
-           'ModelFileError', 'save_model', 'load_model', 'JIFPredictor']
-
-# %% ../nbs/11_learner.ipynb #cf388fbd
-def balanced_accuracy(y:np.ndarray, p:np.ndarray) -> float:
-    "Mean per-class recall of argmax predictions `p` (N,C) against labels `y` (N,)."
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        return float(skm.balanced_accuracy_score(y, p.argmax(1)))
-
-def accuracy(y:np.ndarray, p:np.ndarray) -> float:
-    "Fraction of argmax predictions that are right."
-    return float((p.argmax(1) == y).mean())
-
-def macro_auc(y:np.ndarray, p:np.ndarray) -> float:
-    "Macro one-vs-rest ROC AUC over the classes present in `y` (NaN if fewer than two)."
-    present = np.unique(y)
-    if len(present) < 2: return float('nan')
-    if p.shape[1] == 2: return float(skm.roc_auc_score(y, p[:, 1]))
-    mask = np.isin(np.arange(p.shape[1]), present)
-    q = p[:, mask] / p[:, mask].sum(1, keepdims=True)
-    yy = np.searchsorted(np.flatnonzero(mask), y)
-    return float(skm.roc_auc_score(yy, q, multi_class='ovr', average='macro')) if len(present) > 2 else float(skm.roc_auc_score(yy, q[:, 1]))
-
-def _score(preds:Tensor, targs:Tensor, fn, branch:int=None, weights=None) -> float:
-    "Score (N,K,C) logits with `fn(y, probs)`: fused probabilities, or one branch's."
-    p = branch_probs(preds.float())[:, branch] if branch is not None else fuse_probs(preds.float(), weights)
-    return fn(targs.cpu().numpy(), p.cpu().numpy())
-
-def jif_metrics(branches:tuple, # branch names in output order
-                decision_weights:tuple=None, # decision-fusion weights
-               ) -> list:
-    "fastai metrics: fused balanced accuracy, accuracy, macro AUC, and per-branch balanced accuracy."
-    m = lambda fn, nm, **kw: AccumMetric(partial(_score, fn=fn, **kw), flatten=False, name=nm)
-    res = [m(balanced_accuracy, 'bal_acc', weights=decision_weights), m(accuracy, 'accuracy', weights=decision_weights),
-           m(macro_auc, 'auc', weights=decision_weights)]
-    if len(branches) > 1: res += [m(balanced_accuracy, f'bal_acc_{b}', branch=k) for k, b in enumerate(branches)]
-    return res
-
-# %% ../nbs/11_learner.ipynb #12eada7b
-class DeviceAvgSmoothLoss(AvgSmoothLoss):
-    "fastai's smoothed training loss, kept on the loss's device (the stock one is copied to the CPU every batch)."
-    def accumulate(self, learn):
-        self.count += 1
-        l = to_detach(learn.loss.mean(), cpu=False).float().mean()  # gathered across processes when distributed
-        self.val = torch.lerp(l, self.val.to(l.device), self.beta)
-
-class SyncFreePipeline(Pipeline):
-    "A loader's batch transforms, run with augmentations that do not sync with the host (`sync_free_augment`)."
-    def __call__(self, o):
-        with sync_free_augment(): return super().__call__(o)
-
-def _plain_pipe(p:Pipeline) -> Pipeline:
-    "`p`, or the plain `Pipeline` inside a `SyncFreePipeline` left by a fit that failed."
-    return Pipeline(p.fs, split_idx=p.split_idx) if isinstance(p, SyncFreePipeline) else p
-
-class SyncFree(Callback):
-    "During fit: the smoothed loss stays on the device and the augmentations do not sync; losses are stored as CPU floats after."
-    order = 49  # just before `Recorder`
-    def before_fit(self):
-        r = self.learn.recorder
-        if not isinstance(r.smooth_loss, DeviceAvgSmoothLoss): r.smooth_loss = DeviceAvgSmoothLoss(r.smooth_loss.beta)
-        # patch only these loaders, never fastai's module: a fit that dies leaves no global state behind
-        self.pipes = [(dl, _plain_pipe(dl.after_batch)) for dl in self.dls.loaders if isinstance(getattr(dl, 'after_batch', None), Pipeline)]
-        for dl, p in self.pipes: dl.after_batch = SyncFreePipeline(p.fs, split_idx=p.split_idx)
-    def after_fit(self):
-        for dl, p in self.pipes: dl.after_batch = p
-        r = self.learn.recorder
-        if r.losses and all(isinstance(l, Tensor) for l in r.losses):  # one copy for the whole fit, as CPU tensors like fastai's
-            r.losses = list(torch.stack(r.losses).float().cpu().unbind())
-
-class ForeachSGD(Optimizer):
-    "fastai `SGD` (decoupled weight decay, momentum) computed with `torch._foreach_*`: a few kernels per group, not per tensor."
-    def __init__(self, params, lr, mom:float=0., wd:float=0.):
-        super().__init__(params, [], lr=lr, mom=mom, wd=wd)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        if closure is not None: raise NotImplementedError("ForeachSGD does not take a closure")
-        for pl, hyper in zip(self.param_lists, self.hypers):
-            ps = [p for p in pl if p.grad is not None]
-            if not ps: continue
-            lr, mom, wd = hyper['lr'], hyper['mom'], hyper['wd']
-            states = [self.state[p] for p in ps]
-            if wd:  # fastai `weight_decay`: p <- p * (1 - lr*wd), skipped where do_wd=False (norm/bias, `wd_bn_bias=False`)
-                dec = [p for p, st in zip(ps, states) if st.get('do_wd', True)]
-                if dec: torch._foreach_mul_(dec, 1 - lr*wd)
-            grads = [p.grad for p in ps]
-            if mom:  # fastai `average_grad` (no dampening) + `momentum_step`
-                for p, st in zip(ps, states):
-                    if 'grad_avg' not in st: st['grad_avg'] = torch.zeros_like(p)
-                bufs = [st['grad_avg'] for st in states]
-                torch._foreach_mul_(bufs, mom); torch._foreach_add_(bufs, grads)
-                torch._foreach_add_(ps, bufs, alpha=-lr)
-            else: torch._foreach_add_(ps, grads, alpha=-lr)
-
-    def zero_grad(self):
-        for p, *_ in self.all_params(with_grad=True): p.grad = None
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'jif_learner']
 
 # %% ../nbs/11_learner.ipynb #3dcf44d8
 OPTIMIZERS = {'adam': Adam, 'sgd': partial(ForeachSGD, mom=0.9)}
@@ -171,183 +62,14 @@ def fit_cosine(self:Learner, n_epoch:int, # epochs
     "The paper's schedule: cosine annealing of the learning rate from `lr` to ~0 over `n_epoch`."
     return self.fit_flat_cos(n_epoch, lr, pct_start=0., **kwargs)
 
-# %% ../nbs/11_learner.ipynb #a42b91ce
-def quick_compare(dls, # DataLoaders to train and validate on
-                  setups:dict, # name -> jif_learner kwargs
-                  epochs:int=5, lr:float=3e-3, seeds=(0,), **kwargs) -> pd.DataFrame:
-    "Train each setup `epochs` with one-cycle for each seed; validation metrics per setup and seed."
-    from fastai.torch_core import set_seed
-    rows = []
-    for name, kw in setups.items():
-        for s in seeds:
-            set_seed(s, reproducible=True)
-            learn = jif_learner(dls, **{**kwargs, **kw})
-            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-            rows.append(dict(setup=name, seed=s, **dict(zip(learn.recorder.metric_names[2:-1], learn.recorder.values[-1][1:]))))
-    return pd.DataFrame(rows)
+SCHEDULES = {'one-cycle': Learner.fit_one_cycle, 'cosine': Learner.fit_cosine}
 
-# %% ../nbs/11_learner.ipynb #713a1a25
-class JIFInterpretation(ClassificationInterpretation):
-    "`ClassificationInterpretation` whose `plot_top_losses` shows image, metadata, target/prediction and loss."
-    def plot_top_losses(self, k:int=9, # number of items
-                        largest:bool=True, # worst (True) or best (False) predictions
-                        ncols:int=3, **kwargs):
-        "Show the `k` items with the largest (or smallest) loss."
-        losses, idx = self.top_losses(k, largest)
-        inps, probs, targs, decoded, _ = self[idx]
-        items = self.dl.decode_batch((*inps, targs), max_n=len(idx))
-        titles = [f'{self.vocab[int(t)]} / {self.vocab[int(d)]}  loss {l:.2f}  p {p[d]:.2f}'
-                  for t, d, l, p in zip(targs, decoded, losses, probs)]
-        return show_image_meta(items, self.dl.preproc, titles=titles, ncols=ncols, **kwargs)
-
-# %% ../nbs/11_learner.ipynb #fbe5c509
-FORMAT = 'jif_fastai-model/1'
-
-def _jsonable(o):
-    "JSON fallback for NumPy scalars/arrays, tensors and paths."
-    if isinstance(o, (np.generic, np.ndarray, Tensor)): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-class ModelFileError(ValueError):
-    "A saved model folder that is missing, damaged, inconsistent or cannot be written."
-
-def save_model(learn:Learner, # a trained `jif_learner`
-               path:Path, # folder to write `model.safetensors` and `config.json` into
-               **extra) -> Path: # extra JSON-able fields to record (e.g. metrics)
-    "Save weights (safetensors) + config (JSON) of `learn` atomically; loading them runs no pickled code."
-    path = Path(path)
-    try: path.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ModelFileError(f"{path}: cannot create the model folder ({e.strerror or e}); choose a writable folder") from e
-    dls, model = learn.dls, learn.model
-    blob = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-    cfg = dict(format=FORMAT, jif_fastai_version=jif_fastai.__version__, model=learn.model_config,
-               classes=list(dls.vocab), size=dls.size, cache_size=int(dls.images.shape[-1]),
-               decision_weights=list(model.structure.decision_weights), preproc=dls.preproc.to_dict(), stats=dls.stats,
-               backbone_weights=getattr(model.img_encoder, 'weights', None),
-               dataset=dls.spec.name, weights_sha256=hashlib.sha256(blob).hexdigest(), **extra)
-    text = json.dumps(cfg, indent=1, default=_jsonable)   # fails here, before anything is replaced
-    try: atomic_write(path/'model.safetensors', blob)
-    except OSError as e: raise ModelFileError(f"{path}: cannot write the model here ({e.strerror or e}); choose a writable folder") from e
-    atomic_write(path/'config.json', text)
-    return path
-
-PICKLES = ('*.pth', '*.pt', '*.pkl', '*.pickle', '*.bin', '*.ckpt')
-
-def _bad(f:Path, why:str): return ModelFileError(f"{f}: {why}")
-
-def load_model(path:Path, # folder written by `save_model` (or its `config.json` / `model.safetensors`)
-               device=None, # where to run (default: CPU)
-              ) -> JIFPredictor:
-    "Load a model saved by `save_model` (safetensors + JSON; nothing unpickled)."
-    path = Path(path)
-    if path.is_file() and path.name in ('config.json', 'model.safetensors'): path = path.parent
-    if not path.is_dir(): raise ModelFileError(f"{path}: model folder not found (expected a folder written by save_model)")
-    cf, wf = path/'config.json', path/'model.safetensors'
-    for f in (cf, wf):
-        if not f.is_file():
-            pk = sorted(q.name for g in PICKLES for q in path.glob(g))
-            raise _bad(f, "not found (expected a folder written by save_model)" + (
-                f"; {pk} look like pickled models, which are never loaded because unpickling can run arbitrary code: "
-                "re-save the model with save_model" if pk else ''))
-    try: cfg = json.loads(cf.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _bad(cf, f"not valid JSON ({e}); the file is damaged or was edited") from e
-    if not isinstance(cfg, dict) or cfg.get('format') != FORMAT: raise _bad(cf, f"not a {FORMAT} config")
-    blob = wf.read_bytes()                                    # read once: checksum, then tensors
-    if hashlib.sha256(blob).hexdigest() != cfg.get('weights_sha256'):
-        raise _bad(wf, "checksum differs from the one in config.json (file truncated, damaged, replaced, or an "
-                       "interrupted save); re-save or re-download the model")
-    try: state = load_safetensors(blob)
-    except Exception as e: raise _bad(wf, f"cannot be read as safetensors ({type(e).__name__}: {e})") from e
-    try:
-        classes, dw = cfg['classes'], cfg['decision_weights']
-        if not (isinstance(classes, list) and classes and len(set(map(str, classes))) == len(classes)):
-            raise ValueError(f"'classes' must be a non-empty list of distinct names, not {classes!r}")
-        cfg['classes'] = [str(c) for c in classes]
-        for k, lo in (('size', 1), ('cache_size', 0)):   # cache_size 0: a model without an image encoder
-            if not isinstance(cfg[k], int) or cfg[k] < lo: raise ValueError(f"{k!r} must be an integer >= {lo}, not {cfg[k]!r}")
-        preproc = MetaPreprocessor.from_dict(cfg['preproc'])
-        m = dict(cfg['model'])
-        model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)
-        model.load_state_dict(state, strict=True)
-        if len(dw) != len(model.branches): raise ValueError(f"{len(dw)} decision weights for the branches {model.branches}")
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
-        raise _bad(cf, f"does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]}); "
-                       "was it edited? Restore the saved config.json") from e
-    return JIFPredictor(model, preproc, cfg, device, path)
-
-class JIFPredictor:
-    "A loaded model that predicts class, fused and per-branch probabilities from images + metadata."
-    def __init__(self, model:JIFModel, preproc:MetaPreprocessor, cfg:dict, device=None, path:Path=None):
-        store_attr('model,preproc,cfg,path'); self.classes = cfg['classes']
-        self.stats = cfg.get('stats') or (list(imagenet_stats[0]), list(imagenet_stats[1]))  # models saved without 'stats' were ImageNet-normalised
-        self.device = torch.device(ifnone(device, 'cpu')); self.model.to(self.device).eval()
-
-    def check_data(self, df:pd.DataFrame, # rows to predict for
-                   image_col:str='image', # column with image paths
-                   label_col:str=None, # column with true labels, if any: they must be classes of the model
-                   classes:list=None, # the data's class list (e.g. `spec.classes`): must equal the model's
-                   source='data') -> None:
-        "Raise a clear error if `df` (or its class list) does not fit this model."
-        require_columns(df, [image_col] + self.preproc.cat_names + self.preproc.cont_names, source)
-        where = f"the model in {self.path}" if self.path else "the model"
-        if classes is not None and list(map(str, classes)) != self.classes:
-            raise DatasetError(f"{source}: classes {list(classes)} differ from those of {where}: {self.classes}"
-                               + ("; same names, other order" if sorted(map(str, classes)) == sorted(self.classes) else
-                                  "; use a model trained on this class list"))
-        if label_col is not None:
-            require_columns(df, [label_col], source)
-            lab = df[label_col].dropna().astype(str)
-            unknown = sorted(set(lab) - set(self.classes))
-            if unknown:
-                raise DatasetError(f"{source}: labels {unknown[:10]} in column {label_col!r} ({(~lab.isin(self.classes)).sum()} "
-                                   f"rows) are not classes of {where}, which predicts {self.classes}")
-
-    @torch.no_grad()
-    def predict_arrays(self, images:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
-        "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, from presized images and encoded metadata."
-        pipe = valid_pipe(self.cfg['size'], self.device, self.stats)  # built once, reused for every batch
-        img = lambda x: image_batch(x, self.cfg['size'], self.device, pipe).as_subclass(Tensor)  # plain tensor: no fastai type dispatch per op
-        return self.batched(lambda x, c, n: self.model(img(x), c, n), images, cats, conts, bs)
-
-    @torch.no_grad()
-    def batched(self, fn, # fn(inputs of B rows, cats (B,n_cat), conts (B,n_cont) on the device) -> (B,K,C) logits
-                xs:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
-        "Fused (N,C) and per-branch (N,K,C) probabilities of `fn`, run on `bs` rows at a time."
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        return self.probs(torch.cat([fn(xs[i:i+bs], t(cats[i:i+bs]), t(conts[i:i+bs])).float().cpu() for i in range(0, len(xs), bs)]))
-
-    def probs(self, logits:Tensor) -> tuple:
-        "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, as NumPy arrays."
-        return fuse_probs(logits, self.cfg['decision_weights']).numpy(), branch_probs(logits).numpy()
-
-    def predict_df(self, df:pd.DataFrame, # rows with an `image` path column and the metadata columns
-                   image_col:str='image', # column with image paths
-                   cache:ImageCache=None, # presized-image cache (its size must be the model's `cache_size`)
-                   label_col:str=None, # column with true labels to check against the model's classes
-                  ) -> pd.DataFrame:
-        "Predictions for every row of `df`: `pred`, fused `p_<class>` and per-branch `p_<branch>_<class>`."
-        self.check_data(df, image_col, label_col)
-        if len(df) == 0: raise DatasetError("data: no rows to predict for")
-        images = presize_all(df[image_col].tolist(), self.cfg['cache_size'], cache)
-        cats, conts = self.preproc.transform(df)
-        fused, branches = self.predict_arrays(images, cats, conts)
-        out = pd.DataFrame(fused, columns=[f'p_{c}' for c in self.classes], index=df.index)
-        for k, b in enumerate(self.model.branches):
-            out[[f'p_{b}_{c}' for c in self.classes]] = branches[:, k]
-        out.insert(0, 'pred', np.array(self.classes)[fused.argmax(1)])
-        return out
-
-    def predict(self, image:Path, # image file
-                meta:dict, # metadata of the patient/lesion; missing keys count as not recorded
-               ) -> tuple:
-        "(label, {class: prob}, {branch: {class: prob}}) for one image and its metadata."
-        row = pd.DataFrame([{c: meta.get(c, np.nan) for c in self.preproc.cat_names + self.preproc.cont_names}])
-        unknown = set(meta) - set(row.columns)
-        if unknown: warnings.warn(f"metadata keys {sorted(unknown)} are not used by this model (it uses {list(row.columns)})")
-        r = self.predict_df(row.assign(image=str(image))).iloc[0]
-        probs = {c: float(r[f'p_{c}']) for c in self.classes}
-        per_branch = {b: {c: float(r[f'p_{b}_{c}']) for c in self.classes} for b in self.model.branches}
-        return r['pred'], probs, per_branch
-
-    def __repr__(self): return f"JIFPredictor({self.cfg['model']}, classes={self.classes})"
+# %% ../nbs/11_learner.ipynb #b8cd7ac0
+__getattr__ = moved_names(__name__, {
+    **{n: f'jif_fastai.metrics:{n}' for n in ('balanced_accuracy', 'macro_auc', 'jif_metrics')},
+    'accuracy': 'jif_fastai.metrics:top1_accuracy',
+    **{n: f'jif_fastai.callbacks:{n}' for n in ('DeviceAvgSmoothLoss', 'SyncFreePipeline', 'SyncFree', 'ForeachSGD')},
+    'JIFInterpretation': 'jif_fastai.interpret:JIFInterpretation',
+    **{n: f'jif_fastai.inference:{n}' for n in ('ModelFileError', 'FORMAT', 'PICKLES', 'JIFPredictor')},
+    'save_model': 'jif_fastai.inference:export_jif', 'load_model': 'jif_fastai.inference:load_jif',
+    'quick_compare': 'use `jif_fastai.cv.run_grid`, which compares setups over cross-validation folds'})

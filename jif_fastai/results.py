@@ -12,12 +12,15 @@ import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
 import jif_fastai
 from .data import DatasetSpec
-from .dataloaders import atomic_write, ImageMetaDataLoaders
+from .dataloaders import atomic_write
 from .encoders import MetaEncoder
 from .fusion import MMFA, FUSIONS
 from .structures import create_model
 from .learner import jif_learner
-from .cv import (load_dataset, run_cv, run_grid, load_folds, fuse, md_table, mean_std, missing_table, fold_rows)
+from .datasets import load_dataset
+from .structures import weighted_vote
+from .tables import mean_std, missing_table, fold_rows
+from .cv import run_cv, run_grid, load_folds
 from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
 
 # %% auto #0
@@ -54,7 +57,7 @@ def per_class_recall(run_dir:Path) -> pd.DataFrame:
     "Per fold: the recall of each class (fused prediction), from a run folder's saved predictions."
     cfg, rows = json.loads((Path(run_dir)/'run.json').read_text())['config'], []
     for r in load_folds(run_dir):
-        pred = fuse(r['probs'], r['decision_weights']).argmax(1)
+        pred = weighted_vote(r['probs'], r['decision_weights']).argmax(1)
         rows.append({'fold': r['fold'], **{f'recall_{c}': float((pred[r['y'] == k] == k).mean()) if (r['y'] == k).any() else np.nan
                                            for k, c in enumerate(cfg['classes'])}})
     return pd.DataFrame(rows)
@@ -105,7 +108,7 @@ def _cv_kw(s:dict, weights_file:Path) -> dict:
                 size=s['size'], seed=s['seed'], lam=s['lam'], frozen=s['frozen'], views=s['views'], weights_file=weights_file)
 
 # %% ../nbs/17_results.ipynb #1ce1a09f
-def _md(t:pd.DataFrame) -> str: return md_table(t) + '\n'
+def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
 
 def _versions() -> dict:
     import fastai, timm
@@ -146,7 +149,7 @@ def write_tables(runs:Path, out:Path, settings:dict=None):
                                title='HAM10000, 5 lesion-grouped folds: balanced accuracy'), out/'ham10000_bal_acc.png')
         ref = runs/GRIDS[0]/f"{s['backbone']}-mmfa-jif"
         rs, classes = load_folds(ref), json.loads((ref/'run.json').read_text())['config']['classes']
-        P = np.concatenate([fuse(r['probs'], r['decision_weights']) for r in rs]); Y = np.concatenate([r['y'] for r in rs])
+        P = np.concatenate([weighted_vote(r['probs'], r['decision_weights']) for r in rs]); Y = np.concatenate([r['y'] for r in rs])
         _save(plot_confusion(P, Y, classes, title='JIF-MMFA, all held-out folds'), out/'ham10000_confusion_jif_mmfa.png')
         _save(plot_missing_compare(miss), out/'ham10000_missing.png')
 

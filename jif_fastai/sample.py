@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from fastcore.parallel import parallel
+from .data import PAD_CLASSES
 
 # %% auto #0
 __all__ = ['PAD_COLUMNS', 'CLASSES', 'PAD_COUNTS', 'SYMPTOMS', 'BLANK_BLOCK', 'MARKER', 'GEN_VERSION', 'REGION_P', 'FATHER_P',
@@ -24,7 +25,7 @@ PAD_COLUMNS = ('patient_id', 'lesion_id', 'smoke', 'drink', 'background_father',
                'pesticide', 'gender', 'skin_cancer_history', 'cancer_history', 'has_piped_water',
                'has_sewage_system', 'fitspatrick', 'region', 'diameter_1', 'diameter_2', 'diagnostic', 'itch',
                'grew', 'hurt', 'changed', 'bleed', 'elevation', 'img_id', 'biopsed')
-CLASSES = ('ACK', 'BCC', 'MEL', 'NEV', 'SCC', 'SEK')
+CLASSES = tuple(PAD_CLASSES)  # the real dataset's classes, in its order (one list: `jif_fastai.data.PAD_CLASSES`)
 PAD_COUNTS = dict(BCC=845, ACK=730, NEV=244, SEK=235, SCC=192, MEL=52)  # images per class in the real file
 SYMPTOMS = ('itch', 'grew', 'hurt', 'changed', 'bleed', 'elevation')
 BLANK_BLOCK = ('smoke', 'drink', 'background_father', 'background_mother', 'pesticide', 'gender',

@@ -6,22 +6,24 @@ Docs: https://jif-fastai.github.io/jif_fastai/structures.html.md"""
 
 # %% ../nbs/08_structures.ipynb #dedf78ca
 from __future__ import annotations
+from functools import partial
 from dataclasses import dataclass
 from collections.abc import Sequence
-import torch
+import numpy as np, torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from fastcore.basics import ifnone
 from fastai.torch_core import params
+from fastai.learner import Learner
 from .encoders import ImageEncoder, MetaEncoder, NoImageEncoder
 from .fusion import Fusion, FusionOutput, FUSIONS, create_fusion
 from . import baselines as _baselines  # registers 'concat', 'metanet', 'metablock' in FUSIONS
 
 # %% auto #0
-__all__ = ['BRANCHES', 'BRANCH_FEATURES', 'INDIVIDUAL', 'STRUCTURES', 'Structure', 'register_structure', 'get_structure',
-           'jif_structure', 'jif_fused_structure', 'jf_structure', 'late_structure', 'image_structure',
+__all__ = ['BRANCHES', 'BRANCH_FEATURES', 'INDIVIDUAL', 'STRUCTURES', 'LOSS_WEIGHTINGS', 'Structure', 'register_structure',
+           'get_structure', 'jif_structure', 'jif_fused_structure', 'jf_structure', 'late_structure', 'image_structure',
            'meta_structure', 'branch_probs', 'weighted_vote', 'fuse_probs', 'JIFLoss', 'JIFModel', 'jif_splitter',
-           'create_model']
+           'create_model', 'UncertaintyJIFLoss', 'fixed_weighting', 'uncertainty_weighting', 'loss_weights']
 
 # %% ../nbs/08_structures.ipynb #f4663d17
 BRANCHES = ('joint', 'image', 'meta')
@@ -106,8 +108,9 @@ def branch_probs(logits:Tensor) -> Tensor:
     "Per-branch class probabilities: (B,K,C) logits -> (B,K,C) float32 softmax over classes (also for fp16/bf16 logits)."
     return logits.float().softmax(-1)
 
-def weighted_vote(probs:Tensor, weights:Sequence|Tensor=None) -> Tensor:
+def weighted_vote(probs:Tensor|np.ndarray, weights:Sequence|Tensor=None) -> Tensor|np.ndarray:
     "Decision fusion of per-branch probabilities: (B,K,C) -> (B,C) = sum_k w_k p_k, weights normalised (default equal)."
+    if isinstance(probs, np.ndarray): return weighted_vote(torch.from_numpy(probs).double(), weights).numpy()  # NumPy in, NumPy out
     K = probs.shape[1]
     w = torch.as_tensor(ifnone(weights, [1.]*K), dtype=probs.dtype, device=probs.device)
     if w.shape != (K,): raise ValueError(f"got {w.numel()} decision weights for {K} branches")
@@ -246,3 +249,44 @@ def create_model(
     meta_enc = MetaEncoder(cat_cards, n_cont, layers=meta_layers, ps=meta_ps, **(meta_kw or {}))
     fus = create_fusion(st.fusion or fusion, img_enc.num_features, meta_enc.out_dim, **({} if st.fusion else fusion_kw))
     return JIFModel(img_enc, meta_enc, fus, st, n_classes, head_drop=head_drop)
+
+# %% ../nbs/08_structures.ipynb #9f19cfd0
+class UncertaintyJIFLoss(JIFLoss):
+    "JIF loss with learned branch weights: sum_k exp(-s_k) L_k + s_k (Kendall et al. 2018)."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_vars = nn.Parameter(-torch.tensor(self.loss_weights).clamp_min(1e-3).log())  # (K,) s_k
+
+    def forward(self, out:Tensor, # (B,K,C) logits
+                targ:Tensor, # (B,) class indices
+               ) -> Tensor: # scalar, or (B,) when `reduction='none'`
+        s = self.log_vars.to(out.device)
+        return sum(torch.exp(-s[k]) * l + s[k] for k, l in enumerate(self.branch_losses(out, targ)))
+
+    @property
+    def weights(self) -> list:
+        "Current effective branch weights exp(-s_k)."
+        return torch.exp(-self.log_vars.detach()).cpu().tolist()
+
+def _splitter_with(model, loss):
+    "`jif_splitter` with the loss's parameters added to the last (heads) group."
+    groups = jif_splitter(model)
+    return groups[:-1] + [groups[-1] + list(loss.parameters())]
+
+def fixed_weighting(learn:Learner) -> Learner:
+    "Keep the structure's fixed loss weights (the paper's)."
+    return learn
+
+def uncertainty_weighting(learn:Learner) -> Learner:
+    "Replace the loss by `UncertaintyJIFLoss` and train its weights with the model."
+    old = learn.loss_func
+    learn.loss_func = UncertaintyJIFLoss(old.branches, old.loss_weights, old.decision_weights, weight=old.weight,
+                                         label_smoothing=old.label_smoothing).to(learn.dls.device)
+    learn.splitter = partial(_splitter_with, loss=learn.loss_func)
+    return learn
+
+LOSS_WEIGHTINGS = {'fixed': fixed_weighting, 'uncertainty': uncertainty_weighting}
+
+def loss_weights(learn:Learner) -> list:
+    "The branch weights of `learn`'s loss (learned ones after training with 'uncertainty')."
+    return list(getattr(learn.loss_func, 'weights', learn.loss_func.loss_weights))

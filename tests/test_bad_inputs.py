@@ -364,23 +364,23 @@ def test_data_labels_outside_spec_classes(pad):
 
 @pytest.fixture(scope='module')
 def model_dir(pad_src, tmp_path_factory):
-    "An untrained resnet10t JIF-MMFA (32 px) saved with save_model."
-    from jif_fastai.learner import jif_learner, save_model
+    "An untrained resnet10t JIF-MMFA (32 px) saved with export_jif."
+    from jif_fastai.learner import jif_learner; from jif_fastai.inference import export_jif
     df, spec = load_pad_ufes20(pad_src)
     tr, va = kfold_splits(df, 3, seed=0)[0]
     dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=va, train_idx=tr, size=SIZE, bs=8, device='cpu',
                                        cache_dir=tmp_path_factory.mktemp('cache'), seed=0)
     learn = jif_learner(dls, 'resnet10t', pretrained=False)
-    return save_model(learn, tmp_path_factory.mktemp('models') / 'm')
+    return export_jif(learn, tmp_path_factory.mktemp('models') / 'm')
 
 @pytest.fixture
 def model_copy(model_dir, tmp_path):
     return Path(shutil.copytree(model_dir, tmp_path / 'm'))
 
 def test_model_truncated(model_copy):
-    from jif_fastai.learner import load_model, ModelFileError
+    from jif_fastai.inference import load_jif, ModelFileError
     w = model_copy / 'model.safetensors'; w.write_bytes(w.read_bytes()[:5000])
-    with pytest.raises(ModelFileError) as e: load_model(model_copy)
+    with pytest.raises(ModelFileError) as e: load_jif(model_copy)
     assert 'model.safetensors: checksum differs from the one in config.json (file truncated' in _msg(e)
 
 EDITS = {
@@ -399,26 +399,26 @@ EDITS = {
 
 @pytest.mark.parametrize('edit', list(EDITS))
 def test_model_edited_config(model_copy, edit):
-    from jif_fastai.learner import load_model, ModelFileError
+    from jif_fastai.inference import load_jif, ModelFileError
     fn, expect = EDITS[edit]
     cf = model_copy / 'config.json'
     if edit == 'json_syntax': cf.write_text(cf.read_text()[:-20])
     else:
         cfg = json.loads(cf.read_text()); fn(cfg); cf.write_text(json.dumps(cfg))
-    with pytest.raises(ModelFileError) as e: load_model(model_copy)
+    with pytest.raises(ModelFileError) as e: load_jif(model_copy)
     assert 'config.json' in _msg(e) and expect in _msg(e)
 
 def test_model_folder_missing_or_pickle_only(tmp_path):
-    from jif_fastai.learner import load_model, ModelFileError
-    with pytest.raises(ModelFileError) as e: load_model(tmp_path / 'nowhere')
+    from jif_fastai.inference import load_jif, ModelFileError
+    with pytest.raises(ModelFileError) as e: load_jif(tmp_path / 'nowhere')
     assert 'nowhere: model folder not found' in _msg(e)
     (tmp_path / 'old').mkdir(); (tmp_path / 'old' / 'export.pkl').write_bytes(b'\x80\x04N.')
-    with pytest.raises(ModelFileError) as e: load_model(tmp_path / 'old')
+    with pytest.raises(ModelFileError) as e: load_jif(tmp_path / 'old')
     assert "['export.pkl'] look like pickled models, which are never loaded" in _msg(e)
 
 def test_model_class_list_mismatch_with_data(model_dir, pad_src):
-    from jif_fastai.learner import load_model
-    pred = load_model(model_dir)
+    from jif_fastai.inference import load_jif
+    pred = load_jif(model_dir)
     df, spec = load_pad_ufes20(pad_src)
     with pytest.raises(DatasetError) as e: pred.check_data(df, classes=ISIC_CLASSES)
     assert 'data: classes' in _msg(e) and 'differ from those of the model in' in _msg(e) and str(PAD_CLASSES) in _msg(e)
@@ -428,16 +428,16 @@ def test_model_class_list_mismatch_with_data(model_dir, pad_src):
     assert "labels ['BKL', 'NV'] in column 'label' (3 rows) are not classes of the model" in _msg(e)
 
 def test_model_metadata_columns_missing_at_prediction(model_dir, pad_src):
-    from jif_fastai.learner import load_model
+    from jif_fastai.inference import load_jif
     df, _ = load_pad_ufes20(pad_src)
-    with pytest.raises(DatasetError) as e: load_model(model_dir).predict_df(df.iloc[:2].drop(columns=['age', 'region']))
+    with pytest.raises(DatasetError) as e: load_jif(model_dir).predict_df(df.iloc[:2].drop(columns=['age', 'region']))
     assert "data: missing column(s) ['region', 'age']" in _msg(e)
 
 def test_model_prediction_image_unreadable(model_dir, pad_src, tmp_path):
-    from jif_fastai.learner import load_model
+    from jif_fastai.inference import load_jif
     df, _ = load_pad_ufes20(pad_src)
     (tmp_path / 'bad.png').write_text('x')
-    with pytest.raises(DatasetError) as e: load_model(model_dir).predict_df(df.iloc[:2].assign(image=[df.image[0], tmp_path / 'bad.png']))
+    with pytest.raises(DatasetError) as e: load_jif(model_dir).predict_df(df.iloc[:2].assign(image=[df.image[0], tmp_path / 'bad.png']))
     assert '1 of 2 image(s) cannot be used' in _msg(e) and 'bad.png: cannot be read as an image' in _msg(e)
 
 # ================================================================================================ training setup

@@ -4,7 +4,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 import jif_fastai.cli as cli
-from jif_fastai.cv import load_dataset
+from jif_fastai.datasets import load_dataset
 from conftest import in_process
 
 EXE = shutil.which('jif-fastai', path=str(Path(sys.executable).parent)) or 'jif-fastai'
@@ -72,7 +72,7 @@ BAD = [(['train', '--backbone', 'resnet51'], "Unknown timm backbone 'resnet51'")
        (['train', '--dataset', 'ham'], 'argument --dataset: invalid choice'),
        (['train', '--bogus'], 'unrecognized arguments: --bogus'),
        (['predict', '--image', 'x.png'], 'the following arguments are required: --model'),
-       (['predict', '--model', '/nonexistent', '--image', 'x.png'], 'not found (expected a folder written by save_model)'),
+       (['predict', '--model', '/nonexistent', '--image', 'x.png'], 'not found (expected a folder written by export_jif)'),
        (['frobnicate'], "unknown command 'frobnicate'")]
 
 @pytest.mark.parametrize('argv,msg', BAD, ids=[' '.join(a) for a, _ in BAD])

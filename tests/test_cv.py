@@ -3,8 +3,10 @@ cross-fitted weight search; the official split; learned loss weights. Tiny setti
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from jif_fastai.cv import (run_cv, load_dataset, choose_weights, drop_metadata, RunConfigError, load_folds, fold_done,
-                           UncertaintyJIFLoss)
+from jif_fastai.cv import run_cv, drop_metadata, RunConfigError, load_folds, fold_done
+from jif_fastai.datasets import load_dataset
+from jif_fastai.tables import choose_weights
+from jif_fastai.structures import UncertaintyJIFLoss
 
 TINY = dict(folds=2, epochs=2, size=32, bs=32, missing_fracs=(0., .5), progress=False, pictures=False)
 RUN = ("import sys, torch, warnings; warnings.simplefilter('ignore'); torch.set_num_threads(1)\n"

@@ -1,7 +1,7 @@
 "Data-parallel training with fastai + accelerate: 2 CPU processes (gloo) for a couple of batches."
 import json, os, subprocess, sys
 import pytest
-from jif_fastai.learner import load_model
+from jif_fastai.inference import load_jif
 from jif_fastai.data import load_pad_ufes20
 
 pytest.importorskip('accelerate')
@@ -27,7 +27,7 @@ def test_two_cpu_processes(tmp_path, launcher, extra):
     assert ranks[0]['metrics'] == ranks[1]['metrics']              # metrics gathered over both halves
     cfg = json.loads((out/'model'/'config.json').read_text())
     assert cfg['ddp'] == {'world_size': 2, 'bs_per_process': 8}
-    pred = load_model(out/'model')
+    pred = load_jif(out/'model')
     df, _ = load_pad_ufes20(next((tmp_path/'cache').glob('sample-*')))
     row = df.iloc[0]
     label, probs, _ = pred.predict(row.image, {k: row[k] for k in pred.preproc.cat_names + pred.preproc.cont_names})

@@ -2,7 +2,7 @@
 
 * The presized cache detects truncated, corrupt (checksum) and wrong-shaped entries and rebuilds them; two processes
   filling one cache at once both finish with correct files; a crash mid-write leaves no entry under a final name.
-* Models are written atomically: a crash at any point leaves the old model or a folder `load_model` refuses.
+* Models are written atomically: a crash at any point leaves the old model or a folder `load_jif` refuses.
 * The same seed gives the same split and, on CPU, the same fold metrics.
 * Loading a model never unpickles (safetensors + JSON); image paths from a CSV cannot leave the dataset root.
 """
@@ -175,8 +175,8 @@ def learn(data, tmp_path_factory):
 @pytest.fixture
 def saved(learn, tmp_path):
     "A model folder holding a good model, and the state it must keep."
-    from jif_fastai.learner import save_model
-    d = save_model(learn, tmp_path / 'model')
+    from jif_fastai.inference import export_jif
+    d = export_jif(learn, tmp_path / 'model')
     return d, {f.name: f.read_bytes() for f in d.iterdir()}
 
 def _bump(learn):
@@ -192,9 +192,9 @@ def test_save_crash_while_writing_weights_keeps_old_model(learn, saved, monkeypa
         raise KeyboardInterrupt('killed while writing weights')
     monkeypatch.setattr(os, 'fsync', crash_before_rename)
     _bump(learn)
-    with pytest.raises(KeyboardInterrupt): L.save_model(learn, d)
+    with pytest.raises(KeyboardInterrupt): L.export_jif(learn, d)
     assert _state(d) == before and _leftovers(d) == []
-    L.load_model(d)                                                 # the old model is intact and trusted
+    L.load_jif(d)                                                 # the old model is intact and trusted
 
 def test_save_crash_between_weights_and_config_is_refused(learn, saved, monkeypatch):
     import jif_fastai.learner as L
@@ -205,9 +205,9 @@ def test_save_crash_between_weights_and_config_is_refused(learn, saved, monkeypa
         return real(path, *a, **k)
     monkeypatch.setattr(L, 'atomic_write', crash)
     _bump(learn)
-    with pytest.raises(KeyboardInterrupt): L.save_model(learn, d)
+    with pytest.raises(KeyboardInterrupt): L.export_jif(learn, d)
     assert (d / 'config.json').read_bytes() == before['config.json'] and _leftovers(d) == []
-    with pytest.raises(L.ModelFileError, match='checksum differs from the one in config.json'): L.load_model(d)
+    with pytest.raises(L.ModelFileError, match='checksum differs from the one in config.json'): L.load_jif(d)
 
 def test_save_crash_during_config_rename_is_refused(learn, saved, monkeypatch):
     import jif_fastai.learner as L
@@ -218,17 +218,17 @@ def test_save_crash_during_config_rename_is_refused(learn, saved, monkeypatch):
         return real(src, dst)
     monkeypatch.setattr(os, 'replace', replace)
     _bump(learn)
-    with pytest.raises(OSError): L.save_model(learn, d)
+    with pytest.raises(OSError): L.export_jif(learn, d)
     assert (d / 'config.json').read_bytes() == before['config.json'] and _leftovers(d) == []
-    with pytest.raises(L.ModelFileError, match='checksum differs'): L.load_model(d)
+    with pytest.raises(L.ModelFileError, match='checksum differs'): L.load_jif(d)
 
 def test_save_with_unjsonable_extra_changes_nothing(learn, saved):
     import jif_fastai.learner as L
     d, before = saved
     _bump(learn)
-    with pytest.raises(TypeError, match='not JSON-serialisable'): L.save_model(learn, d, note=object())
+    with pytest.raises(TypeError, match='not JSON-serialisable'): L.export_jif(learn, d, note=object())
     assert _state(d) == before and _leftovers(d) == []
-    L.save_model(learn, d, bal_acc=np.float32(0.5), folds=np.arange(3))   # NumPy values are fine
+    L.export_jif(learn, d, bal_acc=np.float32(0.5), folds=np.arange(3))   # NumPy values are fine
     assert json.loads((d / 'config.json').read_text())['folds'] == [0, 1, 2]
 
 def test_atomic_write_crash_keeps_old_file(tmp_path, monkeypatch):
@@ -241,15 +241,15 @@ def test_atomic_write_crash_keeps_old_file(tmp_path, monkeypatch):
 
 def _save_forever(learn, folder, saved):
     "Child process: save `learn` into `folder` again and again, changing the weights each time."
-    from jif_fastai.learner import save_model
+    from jif_fastai.inference import export_jif
     for i in range(100_000):
         with torch.no_grad(): next(learn.model.parameters()).add_(1.)
-        save_model(learn, folder, i=i)
+        export_jif(learn, folder, i=i)
         saved.set()
 
 def test_kill_during_repeated_saves_never_leaves_a_trusted_half_file(learn, tmp_path):
     import multiprocessing as mp
-    from jif_fastai.learner import load_model, ModelFileError
+    from jif_fastai.inference import load_jif, ModelFileError
     if 'fork' not in mp.get_all_start_methods(): pytest.skip('needs the fork start method')
     ctx = mp.get_context('fork')
     outcomes = set()
@@ -262,7 +262,7 @@ def test_kill_during_repeated_saves_never_leaves_a_trusted_half_file(learn, tmp_
             time.sleep(np.random.default_rng().random() * 0.2)
         finally:
             os.kill(p.pid, signal.SIGKILL); p.join(30)
-        try: pred = load_model(tmp_path / f'm{k}')               # either a complete model ...
+        try: pred = load_jif(tmp_path / f'm{k}')               # either a complete model ...
         except ModelFileError as e:                                # ... or one refused as unfinished
             assert 'checksum differs' in str(e); outcomes.add('refused')
         else:
@@ -278,7 +278,7 @@ class Bomb:
 
 def test_model_load_never_unpickles(saved, tmp_path, monkeypatch):
     import hashlib
-    from jif_fastai.learner import load_model, ModelFileError
+    from jif_fastai.inference import load_jif, ModelFileError
     d, _ = saved
     marker = tmp_path / 'PWNED'
     bomb = pickle.dumps(Bomb(marker))
@@ -286,18 +286,18 @@ def test_model_load_never_unpickles(saved, tmp_path, monkeypatch):
     cfg = json.loads((d / 'config.json').read_text())
     cfg['weights_sha256'] = hashlib.sha256(bomb).hexdigest()       # ... with a config vouching for them
     (d / 'config.json').write_text(json.dumps(cfg))
-    with pytest.raises(ModelFileError, match='cannot be read as safetensors'): load_model(d)
+    with pytest.raises(ModelFileError, match='cannot be read as safetensors'): load_jif(d)
     (d / 'model.safetensors').unlink(); (d / 'model.pth').write_bytes(bomb)
-    with pytest.raises(ModelFileError, match=r"\['model.pth'\] look like pickled models, which are never loaded"): load_model(d)
+    with pytest.raises(ModelFileError, match=r"\['model.pth'\] look like pickled models, which are never loaded"): load_jif(d)
     assert not marker.exists()
 
 def test_model_load_path_uses_no_unpickler(saved, monkeypatch):
-    from jif_fastai.learner import load_model
+    from jif_fastai.inference import load_jif
     d, _ = saved
     def forbidden(*a, **k): raise AssertionError('something tried to unpickle while loading a model')
     for mod, name in [(pickle, 'load'), (pickle, 'loads'), (pickle, 'Unpickler'), (torch, 'load')]:
         monkeypatch.setattr(mod, name, forbidden)
-    pred = load_model(d)
+    pred = load_jif(d)
     assert pred.classes and pred.model.training is False
 
 @pytest.mark.parametrize('evil', ['../../etc/passwd', '/etc/passwd', 'im/../../outside.png', 'link/outside.png'])
