@@ -6,9 +6,9 @@ Docs: https://jif-fastai.github.io/jif_fastai/dataloaders.html.md"""
 
 # %% ../nbs/04_dataloaders.ipynb #76f73c31
 from __future__ import annotations
-import hashlib, io, os, tempfile, warnings, zlib
+import hashlib, inspect, io, os, tempfile, warnings, zlib
 from contextlib import contextmanager
-from functools import partial
+from functools import partial, lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ from fastai.data.transforms import IndexSplitter, IntToFloatTensor, Normalize
 from fastai.data.core import DataLoaders
 from fasttransform import Pipeline
 from fastai.torch_core import TensorImage, TensorCategory, default_device
+import fastai
 import fastai.vision.augment as _fa_aug
 from fastai.vision.augment import aug_transforms, RandomResizedCropGPU
 from fastai.vision.core import imagenet_stats
@@ -27,10 +28,11 @@ from sklearn.utils.class_weight import compute_class_weight
 from .data import DatasetSpec, DatasetError, MetaPreprocessor, check_labels
 
 # %% auto #0
-__all__ = ['IMAGE_NOTES', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'atomic_write', 'ImageCache',
-           'presize_all', 'RowGetter', 'dermo_aug', 'backbone_preprocessing', 'default_cache_size', 'valid_pipe',
-           'image_batch', 'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL', 'DeviceBatchDL',
-           'fits_device', 'sync_free_augment', 'ImageMetaDataLoaders']
+__all__ = ['IMAGE_NOTES', 'FASTAI_TESTED', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'atomic_write',
+           'ImageCache', 'presize_all', 'RowGetter', 'dermo_aug', 'backbone_preprocessing', 'default_cache_size',
+           'valid_pipe', 'image_batch', 'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL',
+           'device_arrays', 'DeviceBatchDL', 'fits_device', 'FastaiVersionError', 'fastai_mismatch', 'patch_fastai',
+           'sync_free_augment', 'ImageMetaDataLoaders']
 
 # %% ../nbs/04_dataloaders.ipynb #96968cf6
 Image.MAX_IMAGE_PIXELS = 250_000_000  # allow large scans (e.g. 10,000 x 10,000 px); still refuse absurd ones
@@ -263,7 +265,6 @@ def class_weights(labels, classes:list) -> torch.Tensor:
     return torch.tensor(compute_class_weight('balanced', classes=np.array(classes), y=labels), dtype=torch.float32)
 
 # %% ../nbs/04_dataloaders.ipynb #c9a7788c
-from fastcore.basics import patch
 from fastai.data.core import TfmdDL
 import matplotlib.pyplot as plt
 
@@ -303,12 +304,23 @@ class ImageMetaDL(TfmdDL):
         return show_image_meta(items, self.preproc, titles=titles, ncols=ncols, **kwargs)
 
 # %% ../nbs/04_dataloaders.ipynb #074d321d
+def device_arrays(host:tuple, # (images, cats, conts, labels) NumPy arrays of every row of the frame
+                  device) -> tuple:
+    "`host` as tensors on `device`, typed as the stock getters type them: what `DeviceBatchDL` indexes."
+    ts = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(torch.device(device)) for a in host)
+    return (TensorImage(ts[0]), *ts[1:3], TensorCategory(ts[3]))
+
 class DeviceBatchDL(ImageMetaDL):
     "`ImageMetaDL` that makes each batch by indexing arrays kept on the device: no per-item work, no per-batch copy."
-    arrays = None  # (images, cats, conts, labels) of every row of the frame, on the device
+    def __init__(self, dataset=None, # `Datasets` subset whose items are row numbers into `arrays`
+                 arrays:tuple=None, # `device_arrays` of every row of the frame
+                 **kwargs): # passed to `TfmdDL`
+        self.arrays = arrays
+        super().__init__(dataset, **kwargs)
+
     def new(self, dataset=None, cls=None, **kwargs):
-        res = super().new(dataset, cls, **kwargs); res.arrays = self.arrays
-        return res
+        "A loader like this one (e.g. for `test_dl`), over the same device arrays."
+        return super().new(dataset, cls, **{'arrays': self.arrays, **kwargs})
 
     def create_batches(self, samps):
         rows = np.asarray(self.items, np.int64)[np.fromiter(samps, np.int64)]  # this epoch's rows, in order
@@ -327,6 +339,50 @@ def fits_device(nbytes:int, # bytes to keep on `device`
     return d.type == 'cuda' and nbytes <= torch.cuda.mem_get_info(d)[0] / 4
 
 # %% ../nbs/04_dataloaders.ipynb #c8754958
+FASTAI_TESTED = ('2.8',)  # fastai minor versions whose privates jif_fastai patches or overrides were written and tested for
+
+class FastaiVersionError(RuntimeError):
+    "A fastai private that jif_fastai patches or overrides is not the one it was written for."
+
+def fastai_mismatch(owner, # module or class holding the private, e.g. `fastai.vision.augment`
+                    name:str, # the private's name, e.g. `'_grid_sample'`
+                    like, # our replacement or override: the private must have its signature
+                   ) -> str|None:
+    "None if fastai's `owner.name` is the one `like` was written for, else one line: what differs and what to do."
+    return _mismatch(owner, name, like, getattr(owner, name, None), fastai.__version__, FASTAI_TESTED)
+
+@lru_cache(maxsize=None)  # `sync_free_augment` is entered once per batch: inspect each private once per version
+def _mismatch(owner, name, like, found, version, tested):
+    "`fastai_mismatch` for the private `found`, fastai `version` and the `tested` versions."
+    where = f"{owner.__module__}.{owner.__qualname__}.{name}" if isinstance(owner, type) else f"{owner.__name__}.{name}"
+    ours = f"{like.__module__}.{like.__qualname__}"
+    todo = (f"install a tested fastai (pip install 'fastai~={tested[-1]}.0'), or check {ours} against fastai {version} "
+            "and add its version to jif_fastai.dataloaders.FASTAI_TESTED")
+    if '.'.join(version.split('.')[:2]) not in tested:
+        return f"{ours} replaces fastai's {where}, written for fastai {', '.join(t + '.x' for t in tested)}, but fastai {version} is installed: {todo}"
+    if found is None: return f"fastai {version} has no {where}, which {ours} replaces: {todo}"
+    if inspect.signature(found) != inspect.signature(like):
+        return f"fastai {version}'s {where}{inspect.signature(found)} differs from {ours}{inspect.signature(like)}: {todo}"
+    return None
+
+_warned = set()  # mismatches already reported by a non-strict `patch_fastai`
+
+@contextmanager
+def patch_fastai(owner, # module or class holding the private
+                 name:str, # the private's name
+                 new, # the replacement, with the private's signature
+                 strict:bool=True, # on a mismatch raise `FastaiVersionError`; if False warn once and leave fastai's own
+                ):
+    "Within the block fastai's private `owner.name` is `new`, checked by `fastai_mismatch` first; the original is restored after."
+    why = fastai_mismatch(owner, name, new)
+    if why and strict: raise FastaiVersionError(why)
+    if why:
+        if why not in _warned: _warned.add(why); warnings.warn(f"{why}. Meanwhile fastai's own {name} runs.", stacklevel=3)
+        yield; return
+    old = getattr(owner, name); setattr(owner, name, new)
+    try: yield
+    finally: setattr(owner, name, old)
+
 def _grid_sample_sync_free(x, coords, mode='bilinear', padding_mode='reflection', align_corners=None):
     "fastai's `_grid_sample`, reading the zoom back from the device only when its pre-shrink can apply."
     if mode == 'bilinear':
@@ -337,12 +393,9 @@ def _grid_sample_sync_free(x, coords, mode='bilinear', padding_mode='reflection'
             if d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
     return F.grid_sample(x, coords, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
 
-@contextmanager
 def sync_free_augment():
-    "Within the block, fastai's batch augmentations do not sync with the host (same results)."
-    old, _fa_aug._grid_sample = _fa_aug._grid_sample, _grid_sample_sync_free
-    try: yield
-    finally: _fa_aug._grid_sample = old
+    "Context manager: within it fastai's batch augmentations do not sync with the host (same results; on an untested fastai, a warning and fastai's own)."
+    return patch_fastai(_fa_aug, '_grid_sample', _grid_sample_sync_free, strict=False)
 
 # %% ../nbs/04_dataloaders.ipynb #cb843c56
 class ImageMetaDataLoaders(DataLoaders):
@@ -384,7 +437,12 @@ class ImageMetaDataLoaders(DataLoaders):
         cats, conts = preproc.transform(df)
         if images is None: images = ImageCache(cache_size, cache_dir).load(df[spec.image].tolist())
         labels = df[spec.label].to_numpy()
+        y = pd.Categorical(labels, categories=spec.classes).codes.astype(np.int64)
         device = ifnone(device, default_device())
+        host = (images, cats, conts, y)
+        if ifnone(on_device, num_workers == 0 and fits_device(sum(a.nbytes for a in host), device)):
+            if num_workers: raise ValueError("on_device=True makes the batches in this process: use num_workers=0")
+            kwargs = dict(kwargs, dl_type=DeviceBatchDL, arrays=device_arrays(host, device))  # built as `DeviceBatchDL`s
         tfms = [] if images.shape[-1] == 0 else dermo_aug(size) if aug else [RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1))]  # (N,3,0,0): no image encoder
         dblock = DataBlock(
             blocks=(TransformBlock(batch_tfms=IntToFloatTensor), TransformBlock, TransformBlock, CategoryBlock(vocab=spec.classes)),
@@ -392,17 +450,13 @@ class ImageMetaDataLoaders(DataLoaders):
             splitter=IndexSplitter(np.arange(len(valid_idx)) + len(train_idx)), n_inp=3,
             batch_tfms=[*tfms, _normalize(device, stats)], dl_type=ImageMetaDL)
         if seed is not None: torch.manual_seed(seed); np.random.seed(seed)
-        dls = dblock.dataloaders(np.concatenate([train_idx, valid_idx]).tolist(), bs=bs, device=device, num_workers=num_workers, **kwargs)
-        dls.__class__ = cls
+        base = dblock.dataloaders(np.concatenate([train_idx, valid_idx]).tolist(), bs=bs, device=device, num_workers=num_workers, **kwargs)
+        dls = cls(*base.loaders, path=base.path, device=device)  # a plain `DataLoaders` holds only these
         for dl in dls.loaders: dl.preproc = preproc
         dls.spec, dls.preproc, dls.df, dls.images, dls.size = spec, preproc, df, images, size
         dls.stats = (list(map(float, stats[0])), list(map(float, stats[1])))
         dls.cats, dls.conts = cats, conts   # every row encoded once, by the training-fold encoder: reuse, don't re-encode
-        dls.y = pd.Categorical(labels, categories=spec.classes).codes.astype(np.int64)
-        dls.class_weights = class_weights(labels[train_idx], spec.classes)
-        if ifnone(on_device, num_workers == 0 and fits_device(sum(a.nbytes for a in dls.host_arrays), device)):
-            if num_workers: raise ValueError("on_device=True makes the batches in this process: use num_workers=0")
-            dls.to_device_batches()
+        dls.y, dls.class_weights = y, class_weights(labels[train_idx], spec.classes)
         return dls
 
     def set_stats(self, mean, std):
@@ -417,17 +471,10 @@ class ImageMetaDataLoaders(DataLoaders):
     @property
     def host_arrays(self) -> tuple: return self.images, self.cats, self.conts, self.y  # every row, as NumPy arrays
 
-    def to_device_batches(self):
-        "Keep `self.host_arrays` on the device and make every batch by indexing them there (`DeviceBatchDL`), in place."
-        dev = torch.device(self.device)
-        ts = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in self.host_arrays)
-        ts = (TensorImage(ts[0]), *ts[1:3], TensorCategory(ts[3]))  # the types the stock getters produce
-        for dl in self.loaders: dl.__class__, dl.arrays = DeviceBatchDL, ts
-        self.device_bytes = sum(t.numel()*t.element_size() for t in ts)
-        return self
-
     @property
     def on_device(self) -> bool: return isinstance(self.train, DeviceBatchDL)
+    @property
+    def device_bytes(self) -> int: return sum(t.numel()*t.element_size() for t in self.train.arrays) if self.on_device else 0
 
     def test_dl(self, test_items, # row numbers of `self.df` (Python or NumPy integers)
                 rm_type_tfms=None, with_labels:bool=False, **kwargs):

@@ -7,30 +7,44 @@ Docs: https://jif-fastai.github.io/jif_fastai/distributed.html.md"""
 # %% ../nbs/20_distributed.ipynb #cce28564
 from __future__ import annotations
 import hashlib, json
+from contextlib import contextmanager
 from pathlib import Path
 import torch, timm
 import torch.distributed as dist
-from fastcore.basics import patch
 from fastcore.script import call_parse, store_true
 from fastai.callback.core import Callback
 from fastai.distributed import *  # Learner.distrib_ctx, DistributedDL
 from fastai.distributed import DistributedDL
+from fastai.data.core import DataLoaders
+from fastai.torch_core import num_distrib
 from .data import load_pad_ufes20
-from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size
+from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size, fastai_mismatch, FastaiVersionError
 from .learner import jif_learner, save_model
 from .bench import bench_sample, set_precision, _split
 
 # %% auto #0
-__all__ = ['params_sha256', 'CountBatches', 'train_ddp']
+__all__ = ['GlooSafeDistributedDL', 'ddp_loaders', 'params_sha256', 'CountBatches', 'train_ddp']
 
 # %% ../nbs/20_distributed.ipynb #0c1e9a86
-@patch
-def _broadcast(self:DistributedDL, t, rank):
-    "Broadcast the index list `t` from `rank`: on the GPU under NCCL, on the CPU under gloo (fastai always used CUDA)."
-    dev = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
-    t = torch.as_tensor(t, dtype=torch.long, device=dev)
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
+class GlooSafeDistributedDL(DistributedDL):
+    "fastai's `DistributedDL`, broadcasting each epoch's indices on the CPU under gloo (fastai's always makes a CUDA tensor)."
+    def _broadcast(self, t, # this rank's index list
+                   rank): # the rank whose list every rank receives
+        "Broadcast the index list `t` from `rank`: on the GPU under NCCL, on the CPU under gloo."
+        dev = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
+        t = torch.as_tensor(t, dtype=torch.long, device=dev)
+        dist.broadcast(t, rank)
+        return t.cpu().tolist()
+
+@contextmanager
+def ddp_loaders(dls:DataLoaders): # the learner's loaders (`learn.dls`)
+    "Within the block, when launched distributed, `dls`' loaders are `GlooSafeDistributedDL`s (which `distrib_ctx` keeps); restored after."
+    if not num_distrib(): yield dls; return   # the condition of fastai's `distrib_ctx`
+    if why := fastai_mismatch(DistributedDL, '_broadcast', GlooSafeDistributedDL._broadcast): raise FastaiVersionError(why)
+    plain = dls.loaders
+    dls.loaders = [GlooSafeDistributedDL(dl) for dl in plain]
+    try: yield dls
+    finally: dls.loaders = plain
 
 def params_sha256(model:torch.nn.Module) -> str:
     "Hash of all parameter values (identical on every rank under DDP)."
@@ -78,7 +92,7 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
     set_precision(learn, bf16 and dev.type == 'cuda')
     if sync_bn and state.num_processes > 1: learn.model = timm.layers.convert_sync_batchnorm(learn.model)
     cb = CountBatches()
-    with learn.distrib_ctx(sync_bn=False, cpu=cpu), learn.no_bar():  # fastai's own conversion would drop timm's BN activations
+    with learn.distrib_ctx(sync_bn=False, cpu=cpu), ddp_loaders(learn.dls), learn.no_bar():  # fastai's own BN conversion would drop timm's BN activations
         learn.fit_cosine(epochs, lr, cbs=cb)
     names, vals = learn.recorder.metric_names[1:-1], learn.recorder.values[-1]
     res = dict(rank=rank, world_size=state.num_processes, backend=dist.get_backend() if dist.is_initialized() else None,
