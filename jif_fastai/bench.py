@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/bench.html.md"""
 
 # %% ../nbs/19_bench.ipynb #2aef2720
 from __future__ import annotations
-import gc, json, math, os, platform, shutil, statistics, tempfile, time, warnings
+import gc, inspect, json, math, os, platform, shutil, statistics, tempfile, time, warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -16,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 import fastai
 from fastcore.basics import ifnone
 from fastcore.script import call_parse, store_true
+from fastcore.meta import delegates
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.data.block import DataBlock, CategoryBlock
@@ -32,11 +33,13 @@ from .learner import jif_learner, save_model, load_model
 from .frozen import frozen_features, time_epochs
 
 # %% auto #0
-__all__ = ['FIXES', 'FROZEN_MODES', 'SECTIONS', 'TINY', 'TARGETS', 'ROWS', 'bench_sample', 'sync', 'time_steps', 'DeviceMemory',
+__all__ = ['FIXES', 'FROZEN_MODES', 'TINY', 'SECTIONS', 'TARGETS', 'ROWS', 'bench_sample', 'sync', 'time_steps', 'DeviceMemory',
            'train_memory_estimate', 'HostSyncCounter', 'set_precision', 'bench_plain', 'FixedBatches', 'EpochTimer',
            'make_dls', 'make_learner', 'bench_pipeline', 'bench_epochs', 'protocol_estimate', 'bench_loader',
-           'raw_png_dls', 'bench_inference', 'bench_frozen', 'run_bench', 'format_table', 'estimate_memory', 'bench',
-           'markdown_table']
+           'raw_png_dls', 'bench_inference', 'bench_frozen', 'bench_data', 'plain_batch', 'limit_section',
+           'model_section', 'pipeline_section', 'epoch_section', 'loader_section', 'inference_section',
+           'frozen_section', 'ablation_section', 'compile_section', 'run_bench', 'format_table', 'estimate_memory',
+           'bench', 'markdown_table']
 
 # %% ../nbs/19_bench.ipynb #72729d18
 def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
@@ -334,7 +337,6 @@ def bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
     return res
 
 # %% ../nbs/19_bench.ipynb #9929443d
-SECTIONS = ('limit', 'model', 'pipeline', 'epoch', 'loader', 'inference', 'frozen')
 TINY = dict(backbone='resnet10t', size=32, bs=8, n_batches=3, warmup=1, n_images=30, full_size=False, image_size=64,
             epoch_reps=1, loader_s=3., latency_runs=2)  # the CPU smoke-test configuration
 
@@ -356,128 +358,177 @@ def _gc():
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
 
+@contextmanager
+def _torch_settings(threads:int=None):
+    "Use `threads` CPU threads (if given) and cuDNN autotuning inside the block; restore both afterwards."
+    old_threads, old_bench = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    if threads: torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = True
+    try: yield
+    finally: torch.set_num_threads(old_threads); torch.backends.cudnn.benchmark = old_bench
+
+# %% ../nbs/19_bench.ipynb #b3e1c0d2
+def bench_data(ctx:dict) -> dict:
+    "Generate (or reuse) the sample, build the presized cache, load it again warm; add the data to `ctx` and return its record."
+    c = ctx['cfg']
+    t = time.perf_counter()
+    root = Path(c['data']) if c['data'] else bench_sample(c['n_images'], c['full_size'], c['image_size'], c['seed'])
+    gen_s = time.perf_counter() - t
+    df, spec = load_pad_ufes20(root)
+    train_idx, valid_idx = _split(df, ctx['folds'], c['seed'])
+    cache_size = default_cache_size(c['size'])
+    cache = ImageCache(cache_size, Path(ctx['cache_dir']) if ctx['cache_dir'] else ctx['tmp']/'cache')
+    paths = df.image.tolist()
+    cold = not cache.key(paths[0]).exists()
+    t = time.perf_counter(); images = cache.load(paths, n_workers=os.cpu_count()); cache_s = time.perf_counter() - t
+    t = time.perf_counter(); images = cache.load(paths, n_workers=os.cpu_count()); warm_s = time.perf_counter() - t
+    ctx.update(df=df, spec=spec, train_idx=train_idx, valid_idx=valid_idx, images=images, cache_size=cache_size,
+               cache_s=cache_s if cold else 0.)  # the protocol estimate counts a cold cache build only
+    return dict(root=str(root), images=len(df), train=len(train_idx), valid=len(valid_idx), generate_s=gen_s,
+                megapixels=_megapixels(paths[0]), cache_size=cache_size, cache_mb=images.nbytes/2**20,
+                cache_build=dict(cold=cold, seconds=cache_s, img_s=len(df)/cache_s), cache_load=dict(seconds=warm_s, img_s=len(df)/warm_s))
+
+def plain_batch(ctx:dict) -> None:
+    "Add one fixed training batch on the device (`x`, `cats`, `conts`, `y`) and the model's sizes to `ctx`, for the plain loops."
+    c, dev = ctx['cfg'], ctx['device']
+    dls0 = ImageMetaDataLoaders.from_df(ctx['df'], ctx['spec'], ctx['valid_idx'], ctx['train_idx'], size=c['size'],
+                                        cache_size=ctx['cache_size'], bs=c['bs'], images=ctx['images'], device=dev, aug=False, seed=c['seed'])
+    rows = ctx['train_idx'][np.arange(c['bs']) % len(ctx['train_idx'])]
+    cl = torch.channels_last if dev.type == 'cuda' else torch.contiguous_format
+    x = image_batch(ctx['images'][rows], c['size'], dev).as_subclass(torch.Tensor).contiguous(memory_format=cl)  # (B,3,S,S), plain tensor
+    ctx.update(x=x, cats=torch.from_numpy(dls0.cats[rows]).to(dev), conts=torch.from_numpy(dls0.conts[rows]).to(dev),
+               y=torch.as_tensor(dls0.y[rows], device=dev), memory_format=cl,
+               n_cls=len(dls0.vocab), cat_cards=dls0.cat_cards, n_cont=dls0.n_cont)
+
+# %% ../nbs/19_bench.ipynb #5f2a9e71
+def _plain(ctx:dict, make, inputs:tuple, compiled:bool=False) -> dict:
+    "`bench_plain` of the model `make(ctx, compiled)` builds, on `inputs` from `ctx`'s fixed batch."
+    c = ctx['cfg']
+    return bench_plain(partial(make, ctx, compiled), inputs, ctx['y'], c['n_batches'], max(c['warmup'], 3) if compiled else c['warmup'],
+                       ctx['device'], c['bf16'], estimate=not compiled)
+
+def _bare(ctx:dict, compiled:bool=False):
+    "(the bare timm backbone with a linear head on the device, cross-entropy)."
+    m = timm.create_model(ctx['cfg']['backbone'], pretrained=False, num_classes=ctx['n_cls'])
+    return m.to(ctx['device'], memory_format=ctx['memory_format']), F.cross_entropy
+
+def _jif(ctx:dict, compiled:bool=False):
+    "(the JIF model of `ctx` on the device, `torch.compile`d if `compiled`; its loss)."
+    c = ctx['cfg']
+    m = create_model(c['backbone'], ctx['cat_cards'], ctx['n_cont'], ctx['n_cls'], fusion=c['fusion'], structure=c['structure'], pretrained=False)
+    m = m.to(ctx['device'], memory_format=ctx['memory_format'])
+    if compiled: m.compile()
+    return m, m.loss_func()
+
+def limit_section(ctx:dict) -> dict:
+    "1. The bare backbone + linear head in the plain loop."
+    return {'limit': _plain(ctx, _bare, (ctx['x'],))}
+
+def model_section(ctx:dict) -> dict:
+    "2. The JIF-MMFA model in the same plain loop."
+    return {'model': _plain(ctx, _jif, (ctx['x'], ctx['cats'], ctx['conts']))}
+
+def pipeline_section(ctx:dict) -> dict:
+    "3. The fastai pipeline with the project's fixes, then with fastai's stock behaviour (optionally profiled)."
+    prof = Path(ctx['profile']) if ctx['profile'] else None
+    if prof: prof.unlink(missing_ok=True)
+    res = {'pipeline': bench_pipeline(ctx, FIXES, profile=prof), 'pipeline_stock': bench_pipeline(ctx, (), profile=prof)}
+    if 'inference' not in ctx['cfg']['sections']: ctx.pop('learner', None)  # kept for the inference section only
+    return res
+
+def epoch_section(ctx:dict) -> dict:
+    "Full epochs with the fixes and stock (the protocol estimate is made from them)."
+    return {'epoch': bench_epochs(ctx, FIXES, ctx['epoch_reps']), 'epoch_stock': bench_epochs(ctx, (), ctx['epoch_reps'])}
+
+def loader_section(ctx:dict) -> dict:
+    "4. The training DataLoader alone: item by item from the cache in RAM, from the device-resident cache, from raw PNGs."
+    c = ctx['cfg']
+    res = {'loader_cache': bench_loader(make_dls(ctx, on_device=False).train, c['n_batches'], c['warmup'])}; _gc()
+    res['loader_device'] = bench_loader(make_dls(ctx, on_device=True).train, c['n_batches'], c['warmup'], nosync=True); _gc()
+    if not ctx['over']():
+        raw = raw_png_dls(ctx['df'], ctx['valid_idx'], c['size'], ctx['cache_size'], c['bs'], ctx['device'], ctx['loader_workers'])
+        res['loader_raw'] = dict(bench_loader(raw.train, c['n_batches'], 1, max_s=ctx['loader_s']), workers=raw.train.num_workers)
+    return res
+
+def inference_section(ctx:dict) -> dict:
+    "5. Inference, with the pipeline section's learner if it ran."
+    return bench_inference(ctx, ctx.pop('learner', None) or make_learner(ctx), ctx['tmp'], ctx['latency_runs'])
+
+def frozen_section(ctx:dict) -> dict:
+    "6. The frozen backbone: cached features vs uncached vs full fine-tuning."
+    return bench_frozen(ctx, ctx['epoch_reps'], ctx['tmp']/'features')
+
+def ablation_section(ctx:dict) -> dict:
+    "The stock pipeline plus each fix alone (after the essential sections, so a time budget cuts this first)."
+    return {f'pipeline_stock+{f}': bench_pipeline(ctx, (f,)) for f in FIXES if not ctx['over']()}
+
+def compile_section(ctx:dict) -> dict:
+    "The `torch.compile`d model (with its compile + warm-up time) and pipeline."
+    t = time.perf_counter()
+    res = {'model_compiled': _plain(ctx, _jif, (ctx['x'], ctx['cats'], ctx['conts']), compiled=True)}
+    res['model_compiled']['compile_and_warmup_s'] = time.perf_counter() - t - res['model_compiled']['seconds']
+    if 'pipeline' in ctx['cfg']['sections'] and not ctx['over'](): res['pipeline_compiled'] = bench_pipeline(ctx, FIXES, compile=True)
+    return res
+
+SECTIONS = {'limit': limit_section, 'model': model_section, 'pipeline': pipeline_section, 'epoch': epoch_section,
+            'loader': loader_section, 'inference': inference_section, 'frozen': frozen_section}  # in running order
+
 # %% ../nbs/19_bench.ipynb #a7899f2e
 def run_bench(backbone:str='resnet50', # timm backbone
               size:int=224, # model input side
               bs:int=64, # batch size
               bf16:bool=False, # bf16 autocast (GPU only; ignored on the CPU)
               n_batches:int=30, # timed batches per measurement
-              warmup:int=10, # untimed batches first
-              n_images:int=2298, # images in the generated sample
-              full_size:bool=True, # ~1 MP PNGs (else `image_size` px)
-              image_size:int=128, # long side of generated images when not `full_size`
-              data:str=None, # a PAD-UFES-20-layout folder to use instead of generating
-              fusion:str='mmfa', structure:str='jif',
-              sections=SECTIONS, # which measurements ('limit' is always run)
-              compile:bool=False, # also measure `torch.compile`d model and pipeline
-              ablation:bool=False, # also measure each pipeline fix alone
-              epoch_reps:int=2, # measured epochs (after one warm-up epoch)
-              folds:int=5, protocol_epochs:int=100, # the paper's protocol, for the extrapolation
-              loader_s:float=8., # time cap of the raw-PNG loader measurement
-              loader_workers:int=None, # workers for the raw-PNG loader (default: all cores)
+              warmup:int=10, # untimed warm-up batches before the clock starts
+              n_images:int=2298, # images in the generated sample (PAD-UFES-20: 2298)
+              full_size:bool=True, # ~1 MP PNGs like the real photos (else `image_size` px)
+              image_size:int=128, # long side of the generated images when not full size
+              data:str=None, # PAD-UFES-20-layout folder to use instead of the generated sample
+              fusion:str='mmfa', # fusion module
+              structure:str='jif', # fusion structure
+              sections:str=','.join(SECTIONS), # comma-separated sections to run (a list works too; 'limit' always runs)
+              compile:bool=False, # also measure the `torch.compile`d model and pipeline
+              ablation:bool=False, # also measure the stock pipeline plus each fix alone
+              epoch_reps:int=2, # measured full epochs (after one warm-up epoch)
+              folds:int=5, # folds of the paper's protocol, for the extrapolation (and fold 0's split)
+              protocol_epochs:int=100, # epochs per fold of the paper's protocol, for the extrapolation
+              loader_s:float=8., # time cap of the raw-PNG loader measurement (s)
+              loader_workers:int=None, # worker processes of the raw-PNG loader (default: all cores)
               latency_runs:int=5, # runs of the one-image CPU latency
-              cache_dir:str=None, # presized-image cache (default: a fresh temporary folder -> cold build measured)
-              device=None, # default: GPU if available
-              threads:int=None, # torch CPU threads
-              seed:int=0, time_budget:float=None, # seconds; later sections are skipped once exceeded
-              profile:str=None, # write torch.profiler tables of the stock and the fixed pipeline to this file
-              quiet:bool=False) -> dict:
+              cache_dir:str=None, # presized-image cache folder (default: a fresh temporary one -> cold build measured)
+              device:str=None, # 'cuda', 'cpu', ... (default: GPU if available)
+              threads:int=None, # torch CPU threads (default: torch's choice)
+              seed:int=0, # seed of the sample, the split and the models
+              time_budget:float=None, # seconds; later sections are skipped once exceeded
+              profile:str=None, # write torch.profiler tables of the fixed and the stock pipelines to this file
+              quiet:bool=False, # return the results without printing the table
+             ) -> dict:
     "Run the benchmark; return the results as a JSON-able dict (and print the table unless `quiet`)."
     t_start = time.perf_counter()
     device = torch.device(ifnone(device, 'cuda' if torch.cuda.is_available() else 'cpu'))
     if bf16 and device.type != 'cuda': warnings.warn("bf16 is only used on a GPU; measuring in fp32"); bf16 = False
-    old_threads, old_bench = torch.get_num_threads(), torch.backends.cudnn.benchmark
-    if threads: torch.set_num_threads(threads)
-    torch.backends.cudnn.benchmark = True
     sections = tuple(sections.split(',') if isinstance(sections, str) else sections)
     cfg = dict(backbone=backbone, size=size, bs=bs, bf16=bf16, n_batches=n_batches, warmup=warmup, n_images=n_images,
                full_size=full_size, image_size=image_size, data=data, fusion=fusion, structure=structure, sections=list(sections),
                compile=compile, ablation=ablation, seed=seed, precision='bf16 autocast' if bf16 else 'fp32')
-    out = dict(config=cfg, env=_env(device), data={}, results={}, skipped=[], notes=[])
-    R = out['results']
-    tmp = Path(tempfile.mkdtemp(prefix='jif_bench_'))
-    over = lambda: time_budget is not None and time.perf_counter() - t_start > time_budget
-    try:
+    todo = {k: f for k, f in SECTIONS.items() if k == 'limit' or k in sections}
+    if ablation and 'pipeline' in sections: todo['ablation'] = ablation_section
+    if compile: todo['compile'] = compile_section
+    with _torch_settings(threads), tempfile.TemporaryDirectory(prefix='jif_bench_', ignore_cleanup_errors=True) as tmp:
+        out = dict(config=cfg, env=_env(device), data={}, results={}, skipped=[], notes=[])
+        ctx = dict(cfg=cfg, device=device, tmp=Path(tmp), folds=folds, protocol_epochs=protocol_epochs, epoch_reps=epoch_reps,
+                   loader_s=loader_s, loader_workers=loader_workers, latency_runs=latency_runs, cache_dir=cache_dir, profile=profile,
+                   over=lambda: time_budget is not None and time.perf_counter() - t_start > time_budget)
         torch.manual_seed(seed)
-        # --- data: sample files, presized cache (cold, then warm) ---
-        t = time.perf_counter()
-        root = Path(data) if data else bench_sample(n_images, full_size, image_size, seed)
-        gen_s = time.perf_counter() - t
-        df, spec = load_pad_ufes20(root)
-        train_idx, valid_idx = _split(df, folds, seed)
-        cache_size = default_cache_size(size)
-        cache = ImageCache(cache_size, Path(cache_dir) if cache_dir else tmp/'cache')
-        paths = df.image.tolist()
-        cold = not cache.key(paths[0]).exists()
-        t = time.perf_counter(); images = cache.load(paths, n_workers=os.cpu_count()); cache_s = time.perf_counter() - t
-        t = time.perf_counter(); images = cache.load(paths, n_workers=os.cpu_count()); warm_s = time.perf_counter() - t
-        out['data'] = dict(root=str(root), images=len(df), train=len(train_idx), valid=len(valid_idx), generate_s=gen_s,
-                           megapixels=_megapixels(paths[0]), cache_size=cache_size, cache_mb=images.nbytes/2**20,
-                           cache_build=dict(cold=cold, seconds=cache_s, img_s=len(df)/cache_s),
-                           cache_load=dict(seconds=warm_s, img_s=len(df)/warm_s))
-        ctx = dict(cfg=cfg, df=df, spec=spec, train_idx=train_idx, valid_idx=valid_idx, images=images, device=device)
-        # one fixed training batch on the device, for the plain loops
-        dls0 = ImageMetaDataLoaders.from_df(df, spec, valid_idx, train_idx, size=size, cache_size=cache_size, bs=bs,
-                                            images=images, device=device, aug=False, seed=seed)
-        cats_all, conts_all = dls0.cats, dls0.conts
-        rows = train_idx[np.arange(bs) % len(train_idx)]
-        cl = torch.channels_last if device.type == 'cuda' else torch.contiguous_format
-        x = image_batch(images[rows], size, device).as_subclass(torch.Tensor).contiguous(memory_format=cl)  # (B,3,S,S), plain tensor
-        y = torch.as_tensor(dls0.y[rows], device=device)
-        ctx.update(x=x, cats=torch.from_numpy(cats_all[rows]).to(device), conts=torch.from_numpy(conts_all[rows]).to(device))
-        n_cls, cat_cards, n_cont = len(dls0.vocab), dls0.cat_cards, dls0.n_cont
-        del dls0
-        # --- 1. limit ---
-        bare = lambda: (timm.create_model(backbone, pretrained=False, num_classes=n_cls).to(device, memory_format=cl), F.cross_entropy)
-        R['limit'] = bench_plain(bare, (x,), y, n_batches, warmup, device, bf16)
-        # --- 2. model ---
-        def jif_model(compiled=False):
-            mm = create_model(backbone, cat_cards, n_cont, n_cls, fusion=fusion, structure=structure, pretrained=False)
-            mm = mm.to(device, memory_format=cl)
-            if compiled: mm.compile()
-            return mm, mm.loss_func()
-        xin = (x, ctx['cats'], ctx['conts'])
-        if 'model' in sections and not over(): R['model'] = bench_plain(jif_model, xin, y, n_batches, warmup, device, bf16)
-        # --- 3. pipeline: the project's (all fixes), fastai's stock, (ablation) ---
-        if 'pipeline' in sections and not over():
-            if profile: Path(profile).unlink(missing_ok=True)
-            R['pipeline'] = bench_pipeline(ctx, FIXES, profile=Path(profile) if profile else None)
-            R['pipeline_stock'] = bench_pipeline(ctx, (), profile=Path(profile) if profile else None)
-        # --- epochs + protocol estimate ---
-        if 'epoch' in sections and not over():
-            R['epoch'] = bench_epochs(ctx, FIXES, epoch_reps)
-            R['epoch_stock'] = bench_epochs(ctx, (), epoch_reps)
-            out['protocol'] = {k: protocol_estimate(R[e], len(df), cache_s if cold else 0., folds, protocol_epochs)
-                               for k, e in (('default', 'epoch'), ('stock', 'epoch_stock'))}
-        # --- 4. loaders ---
-        if 'loader' in sections and not over():
-            R['loader_cache'] = bench_loader(make_dls(ctx, on_device=False).train, n_batches, warmup); _gc()
-            R['loader_device'] = bench_loader(make_dls(ctx, on_device=True).train, n_batches, warmup, nosync=True); _gc()
-            if not over():
-                raw = raw_png_dls(df, valid_idx, size, cache_size, bs, device, loader_workers)
-                R['loader_raw'] = dict(bench_loader(raw.train, n_batches, 1, max_s=loader_s), workers=raw.train.num_workers)
-                del raw; _gc()
-        # --- 5. inference ---
-        if 'inference' in sections and not over():
-            R.update(bench_inference(ctx, ctx.get('learner') or make_learner(ctx), tmp, latency_runs))
-        ctx.pop('learner', None); _gc()
-        # --- 6. frozen backbone: cached features vs uncached vs full fine-tuning ---
-        if 'frozen' in sections and not over(): R.update(bench_frozen(ctx, epoch_reps, tmp/'features')); _gc()
-        # --- the stock pipeline plus each fix alone (after the essential sections, so a time budget cuts this first) ---
-        if ablation and 'pipeline' in sections:
-            for f in FIXES:
-                if not over(): R[f'pipeline_stock+{f}'] = bench_pipeline(ctx, (f,))
-        # --- torch.compile ---
-        if compile and not over():
-            t = time.perf_counter()
-            R['model_compiled'] = bench_plain(partial(jif_model, True), xin, y, n_batches, max(warmup, 3), device, bf16, estimate=False)
-            R['model_compiled']['compile_and_warmup_s'] = time.perf_counter() - t - R['model_compiled']['seconds']
-            if 'pipeline' in sections and not over(): R['pipeline_compiled'] = bench_pipeline(ctx, FIXES, compile=True)
-        out['skipped'] = [s for s in sections if s != 'limit' and not any(k == s or k.startswith(s + '_') or k.startswith(s + '+') for k in R)
-                          and not (s == 'inference' and 'infer' in R)]
-    finally:
-        torch.set_num_threads(old_threads); torch.backends.cudnn.benchmark = old_bench
-        shutil.rmtree(tmp, ignore_errors=True)
+        out['data'] = bench_data(ctx)
+        plain_batch(ctx)
+        ran = []
+        for name, section in todo.items():
+            if name != 'limit' and ctx['over'](): continue  # over the time budget: listed under `skipped`
+            out['results'].update(section(ctx)); ran.append(name); _gc()
+        if 'epoch' in ran: out['protocol'] = {k: protocol_estimate(out['results'][e], len(ctx['df']), ctx['cache_s'], folds, protocol_epochs)
+                                              for k, e in (('default', 'epoch'), ('stock', 'epoch_stock'))}
+        out['skipped'] = [s for s in sections if s != 'limit' and s not in ran]
     _summarise(out)
     out['env']['loadavg_end'] = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
     out['wall_s'] = time.perf_counter() - t_start
@@ -573,38 +624,22 @@ def estimate_memory(backbone:str='resnet50', size:int=224, bs:int=64, fusion:str
     return dict(backbone=backbone, size=size, bs=bs, limit_mb=lim, model_mb=mod, ratio=mod/lim)
 
 # %% ../nbs/19_bench.ipynb #c9af9d5d
+def _evaluated(f):
+    "`f` with the annotations of its `delegates` signature evaluated: this module's are strings (`from __future__ import annotations`), which `anno_parser` cannot use as types."
+    sig = inspect.signature(f)
+    f.__signature__ = sig.replace(parameters=[p.replace(annotation=eval(p.annotation, f.__globals__)) if isinstance(p.annotation, str) else p
+                                              for p in sig.parameters.values()])
+    return f
+
 @call_parse
-def bench(backbone:str='resnet50', # timm backbone
-          size:int=224, # model input side
-          bs:int=64, # batch size
-          bf16:store_true=False, # bf16 autocast (GPU)
-          n_batches:int=30, # timed batches per measurement
-          warmup:int=10, # untimed warm-up batches
-          n_images:int=2298, # images in the generated sample (PAD-UFES-20: 2298)
-          small:store_true=False, # generate small images (`--image_size`) instead of ~1 MP ones
-          image_size:int=128, # long side of small generated images
-          data:str=None, # PAD-UFES-20-layout folder to use instead of the generated sample
-          fusion:str='mmfa', # fusion
-          structure:str='jif', # structure
-          sections:str=','.join(SECTIONS), # comma-separated sections to run
-          compile:store_true=False, # also measure torch.compile
-          ablation:store_true=False, # also measure each pipeline fix alone
-          epoch_reps:int=2, # measured full epochs (after one warm-up epoch)
-          loader_s:float=8., # time cap of the raw-PNG loader measurement (s)
-          cache_dir:str=None, # presized cache folder (default: fresh temporary -> cold build measured)
-          threads:int=None, # torch CPU threads
-          time_budget:float=None, # skip remaining sections after this many seconds
-          profile:str=None, # write torch.profiler tables of the stock and fixed pipelines here
-          tiny:store_true=False, # the CPU smoke-test configuration (overrides the sizes above)
+@_evaluated
+@delegates(run_bench, but='full_size')
+def bench(small:bool=False, # generate small images (`--image-size` px) instead of ~1 MP ones
+          tiny:bool=False, # the CPU smoke-test configuration `TINY` (overrides the sizes)
           out:str=None, # write the JSON result here (and the table next to it, .txt)
-          device:str=None): # 'cuda', 'cpu', ... (default: GPU if available)
+          **kwargs):
     "Benchmark JIF-MMFA training and inference against the bare backbone; print a table, optionally write JSON."
-    kw = dict(backbone=backbone, size=size, bs=bs, bf16=bf16, n_batches=n_batches, warmup=warmup, n_images=n_images,
-              full_size=not small, image_size=image_size, data=data, fusion=fusion, structure=structure, sections=sections,
-              compile=compile, ablation=ablation, epoch_reps=epoch_reps, loader_s=loader_s, cache_dir=cache_dir,
-              threads=threads, time_budget=time_budget, profile=profile, device=device)
-    if tiny: kw.update(TINY)
-    res = run_bench(**kw)
+    res = run_bench(**{**kwargs, 'full_size': not small, **(TINY if tiny else {})})
     if out:
         p = Path(out); p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(res, indent=1, default=str)); p.with_suffix('.txt').write_text(format_table(res) + '\n')

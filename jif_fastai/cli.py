@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/cli.html.md"""
 
 # %% ../nbs/18_cli.ipynb #ed057da7
 from __future__ import annotations
-import argparse, importlib, json, sys, tempfile, warnings
+import argparse, importlib, inspect, json, sys, tempfile, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai import noise
 from pathlib import Path
 from typing import Annotated
@@ -20,15 +20,27 @@ from .sample import make_sample
 from .cv import DATASETS, SPLITS, SCHEDULES, LOSS_WEIGHTINGS, RunConfigError, run_cv, run_grid, check_choices
 
 # %% auto #0
-__all__ = ['PRESETS', 'COMMANDS', 'ERRORS', 'UsageError', 'resolve_preset', 'describe', 'check_writable', 'check_flags',
-           'load_kw', 'check_device', 'check_values', 'check_weights', 'Choice', 'Flag', 'train', 'read_meta',
-           'predict', 'sample', 'main']
+__all__ = ['RUN_CV', 'PRESETS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
+           'check_writable', 'check_flags', 'load_kw', 'check_device', 'check_values', 'check_weights', 'Choice',
+           'Flag', 'train', 'read_meta', 'predict', 'sample', 'main']
 
 # %% ../nbs/18_cli.ipynb #952d173c
+RUN_CV = {k: p.default for k, p in inspect.signature(run_cv).parameters.items()}  # the library's defaults: the only copy
+
+def _preset(**changes) -> dict:
+    "The settings a preset fixes: `run_cv`'s defaults, with `changes`."
+    return {k: changes.get(k, RUN_CV[k]) for k in ('backbone', 'size', 'folds', 'epochs', 'bs', 'lr', 'schedule', 'opt', 'pretrained')}
+
 PRESETS = {
-    'sample': dict(backbone='resnet10t', size=64, folds=5, epochs=5, bs=32, lr=3e-3, schedule='one-cycle', opt='adam', pretrained=False),
-    'paper':  dict(backbone='resnet50', size=224, folds=5, epochs=30, bs=32, lr=1e-2, schedule='cosine', opt='sgd', pretrained=True),
+    'sample': _preset(),  # run_cv's defaults are sized for the embedded sample on a CPU
+    'paper':  _preset(backbone='resnet50', size=224, epochs=30, lr=1e-2, schedule='cosine', opt='sgd', pretrained=True),
 }
+
+def preset_default(k:str) -> str:
+    "' (default: ...)' for the help of flag `k`: its value in both presets."
+    fmt = lambda v: ('yes' if v else 'no') if isinstance(v, bool) else f'{v:g}' if isinstance(v, float) else str(v)
+    s, p = fmt(PRESETS['sample'][k]), fmt(PRESETS['paper'][k])
+    return f" (default: {s if s == p else f'{s} on the sample, {p} otherwise'})"
 
 class UsageError(ValueError):
     "Wrong or conflicting command-line arguments."
@@ -130,27 +142,27 @@ def Flag(help:str) -> type:
     return Annotated[bool, help, {'action': argparse.BooleanOptionalAction}]
 
 @call_parse
-def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
+def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
           root:Path=None, # dataset folder in its publisher's layout (default: the embedded sample)
-          backbone:str=None, # timm backbone(s), comma-separated (default: resnet10t on the sample, resnet50 otherwise)
-          fusion:str='mmfa', # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
-          structure:str='jif', # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
-          folds:int=None, # number of patient-grouped folds (default 5)
-          epochs:int=None, # epochs per fold (default: 5 on the sample, 30 otherwise)
-          bs:int=None, # batch size (default 32)
-          lr:float=None, # peak learning rate (default: 3e-3 adam on the sample, 1e-2 sgd otherwise)
-          schedule:Choice('learning-rate schedule (default: one-cycle on the sample, cosine otherwise)', SCHEDULES)=None,
-          opt:Choice('optimiser (default: adam on the sample, sgd otherwise)', list(OPTIMIZERS))=None,
-          size:int=None, # image side in pixels (default: 64 on the sample, 224 otherwise)
-          pretrained:Flag('ImageNet weights for the backbone (default: no on the sample, yes otherwise)')=None,
+          backbone:Annotated[str, 'timm backbone(s), comma-separated' + preset_default('backbone')]=None,
+          fusion:str=RUN_CV['fusion'], # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
+          structure:str=RUN_CV['structure'], # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
+          folds:Annotated[int, 'number of patient-grouped folds' + preset_default('folds')]=None,
+          epochs:Annotated[int, 'epochs per fold' + preset_default('epochs')]=None,
+          bs:Annotated[int, 'batch size' + preset_default('bs')]=None,
+          lr:Annotated[float, 'peak learning rate' + preset_default('lr')]=None,
+          schedule:Choice('learning-rate schedule' + preset_default('schedule'), SCHEDULES)=None,
+          opt:Choice('optimiser' + preset_default('opt'), list(OPTIMIZERS))=None,
+          size:Annotated[int, 'image side in pixels' + preset_default('size')]=None,
+          pretrained:Flag('ImageNet weights for the backbone' + preset_default('pretrained'))=None,
           weights_file:Path=None, # local backbone weights (.safetensors/.pth with timm key names) instead of downloading
-          frozen:Flag('train on the frozen backbone\'s cached features (fast on a CPU; see the frozen chapter)')=False,
-          views:int=1, # with --frozen: cached views per image, 1-8 (identity, flips, rotations)
-          split:Choice("'kfold' (grouped, stratified) or 'official' (derm7pt: train on train, pick on valid, report on test)", SPLITS)='kfold',
-          seed:int=0, # seed of the folds and of training
+          frozen:Flag('train on the frozen backbone\'s cached features (fast on a CPU; see the frozen chapter)')=RUN_CV['frozen'],
+          views:int=RUN_CV['views'], # with --frozen: cached views per image, 1-8 (identity, flips, rotations)
+          split:Choice("'kfold' (grouped, stratified) or 'official' (derm7pt: train on train, pick on valid, report on test)", SPLITS)=RUN_CV['split'],
+          seed:int=RUN_CV['seed'], # seed of the folds and of training
           out:Path=None, # run folder (default: runs/<dataset>-<structure>-<fusion>-<backbone>)
-          lam:float=0.5, # JIF loss weight of the image-only and metadata-only branches
-          loss_weighting:Choice("'fixed' (lam) or 'uncertainty' (learned, Kendall et al. 2018)", LOSS_WEIGHTINGS)='fixed',
+          lam:float=RUN_CV['lam'], # JIF loss weight of the image-only and metadata-only branches
+          loss_weighting:Choice("'fixed' (lam) or 'uncertainty' (learned, Kendall et al. 2018)", LOSS_WEIGHTINGS)=RUN_CV['loss_weighting'],
           decision_weights:str=None, # fixed test-time weights per branch, comma-separated (default equal)
           classes:str=None, # classes to keep, comma-separated (e.g. MEL,NV; default all)
           csv:Path=None, # csv: the table, one row per image
@@ -161,7 +173,7 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           group_col:str=None, # csv: patient/lesion column for grouped folds (default: each image alone)
           threads:int=None, # CPU threads for torch (default: torch's choice)
           device:str=None, # 'cpu', 'cuda', ... (default: GPU if available)
-          pictures:Flag('save pictures of each fold and run (needs jif_fastai.interpret)')=True,
+          pictures:Flag('save pictures of each fold and run (needs jif_fastai.interpret)')=RUN_CV['pictures'],
          ):
     "Cross-validate JIF-MMFA (or an ablation grid) and print the results table."
     check_flags(dataset, root, split, classes, csv, image_col, label_col, cat, cont, group_col)
@@ -186,10 +198,8 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
     out = check_writable(out or Path('runs')/(f'grid-{dataset}' if grid else f"{dataset}-{sts[0]}-{fus[0]}-{bbs[0]}"))
     if threads: torch.set_num_threads(threads)
     print(describe(name, s, [k for k, v in s.items() if v != PRESETS[name][k]], weights_file, frozen))
-    kw = dict(root=root, folds=s['folds'], epochs=s['epochs'], bs=s['bs'], lr=s['lr'], schedule=s['schedule'], opt=s['opt'],
-              size=s['size'], pretrained=s['pretrained'], weights_file=weights_file, frozen=frozen, views=views,
-              seed=seed, split=split, lam=lam, loss_weighting=loss_weighting,
-              decision_weights=dw, device=device, pictures=pictures,
+    kw = dict({k: v for k, v in s.items() if k != 'backbone'}, root=root, weights_file=weights_file, frozen=frozen, views=views,
+              seed=seed, split=split, lam=lam, loss_weighting=loss_weighting, decision_weights=dw, device=device, pictures=pictures,
               load_kw=load_kw(dataset, classes, csv, image_col, label_col, cat, cont, group_col))
     if grid:
         res = run_grid(dataset, bbs, fus, sts, out_dir=out, **kw)
