@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test check-export nbtest book pytest clean-book results
+.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results
 
 # Create/reuse the virtual environment; reinstall when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -27,23 +27,29 @@ test: venv check-export nbtest book pytest
 check-export: venv
 	PATH=$(BIN):$$PATH bash tools/check_export.sh
 
-# Run every notebook once (nbdev-test); the executed copies in book/nbs are what the book shows.
+# Run every notebook once (nbdev-test) in book/nbs; the executed copies are what the book shows.
 nbtest: venv
 	rm -rf book/nbs && mkdir -p book/nbs && cp nbs/*.ipynb book/nbs/
 	cp -r nbs/images book/nbs/ 2>/dev/null || true
 	OMP_NUM_THREADS=1 $(BIN)/nbdev-test book/nbs --save --timing --n-workers 2
-	$(PY) tools/strip_directives.py book/nbs
+	$(MAKE) chapters
+
+# Publish the executed notebooks at the URLs nbdev links to (nbs/06_fusion.ipynb -> book/fusion.ipynb -> fusion.html,
+# plus fusion.html.md): see tools/place_chapters.py. Runs on already-executed notebooks; no execution.
+chapters: venv
+	$(PY) tools/place_chapters.py book/nbs book
 
 # Build the tutorial site (Jupyter Book 1.x / Sphinx, offline). Fails on any Sphinx warning.
 book: venv
 	test -d book/nbs || $(MAKE) nbtest
+	test -d book/_markdown || $(MAKE) chapters
 	$(BIN)/jupyter-book build book --warningiserror --nitpick --keep-going
 
 pytest: venv
 	$(BIN)/pytest -q tests
 
 clean-book:
-	rm -rf book/_build book/nbs
+	rm -rf book/_build book/nbs book/_markdown book/images book/*.ipynb
 
 # The book's results (docs: nbs/17_results.ipynb): the HAM10000 ablation grid + PAD-UFES-20 metadata-only, about an
 # hour on a 2-core CPU. Writes results/ (committed) and runs/results/ (models, predictions; not committed).

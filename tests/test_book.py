@@ -1,6 +1,9 @@
 """The tutorial site, checked as a reader would see it, plus the two book tools.
 
-* Every chapter listed in book/_toc.yml has a built page.
+* Every chapter listed in book/_toc.yml has a built page; every notebook in nbs/ has a line in _toc.yml.
+* Links resolve: every module's `Docs:` URL (`.../fusion.html.md`), every page and anchor of nbdev's symbol index
+  (jif_fastai/_modidx.py: `fusion.html#concatfusion`), every other URL of the site that the package prints, and every
+  internal href/src of every built page (fragments included) names a file (and an id) the book build produced.
 * No page loads anything from another host (the site must work offline: MathJax is served from _static).
 * The landing page and one model chapter open in headless Chromium (Debian's /usr/bin/chromium driven by
   Playwright, served from a loopback HTTP server) with no console error, no failed request, every <img>
@@ -11,10 +14,10 @@
 The site tests skip with a message when the book has not been built (`make book` builds it before pytest).
 JIF_BOOK=/path/to/book points them at another book folder (default: book/).
 """
-import functools, http.server, importlib.util, json, os, re, shutil, sys, threading
+import functools, http.server, importlib, importlib.util, json, os, pkgutil, re, shutil, sys, threading
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 
@@ -25,7 +28,7 @@ ART = ROOT/'test-artifacts'
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-MODEL_CHAPTER = 'nbs/06_fusion'
+MODEL_CHAPTER = 'fusion'
 
 needs_book = pytest.mark.skipif(not (HTML/'index.html').exists(),
                                 reason=f'book not built ({HTML/"index.html"} is absent): run `make book` first')
@@ -55,6 +58,120 @@ def toc_files(toc_path=None) -> list:
 def test_every_toc_chapter_is_built():
     missing = [f for f in toc_files() if not (HTML/f'{f}.html').is_file()]
     assert not missing, f'chapters in _toc.yml without a built page: {missing}'
+
+def test_every_notebook_has_a_toc_line():
+    "Each nbs/NN_name.ipynb is published as name.html (tools/place_chapters.py) and needs `- file: name` in _toc.yml."
+    pc = _load_tool('place_chapters')
+    toc = set(toc_files())
+    names = {p.name: pc.page_name(p) for p in sorted((ROOT/'nbs').glob('*.ipynb'))}
+    assert names, 'no notebooks in nbs/'
+    missing = {nb: n for nb, n in names.items() if n not in toc}
+    assert not missing, f'notebooks without a line in book/_toc.yml (add `- file: <name>`): {missing}'
+    handwritten = {p.stem for p in BOOK.glob('*.md')}
+    clash = {nb: n for nb, n in names.items() if n in handwritten}
+    assert not clash, f"hand-written book pages that take a chapter's URL (rename the page): {clash}"
+    orphans = [f for f in toc if f not in handwritten and f not in names.values()]
+    assert not orphans, f'_toc.yml lines with neither a notebook in nbs/ nor a page in book/: {orphans}'
+
+# ---------------------------------------------------------------- links resolve
+
+def site_baseurl() -> str:
+    import yaml
+    return yaml.safe_load((BOOK/'_config.yml').read_text())['html']['baseurl']
+
+def site_file(url:str) -> Path:
+    "The file under book/_build/html that the published `url` (which starts with the site's baseurl) is served from."
+    base = site_baseurl().rstrip('/')
+    assert url == base or url.startswith(base + '/'), f"{url} is not on the book's site {base}/ (html.baseurl)"
+    rel = unquote(urlparse(url[len(base):]).path).lstrip('/')
+    return HTML/rel/'index.html' if not rel or rel.endswith('/') or (HTML/rel).is_dir() else HTML/rel
+
+class _Ids(HTMLParser):
+    "Ids (and <a name>) of a page, and the URLs it links to or loads."
+    def __init__(self):
+        super().__init__(); self.ids, self.urls = set(), []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get('id'): self.ids.add(a['id'])
+        if tag == 'a' and a.get('name'): self.ids.add(a['name'])
+        for k in ('href', 'src'):
+            if a.get(k) is not None: self.urls.append(a[k])
+
+@functools.lru_cache(maxsize=None)
+def _parsed(page:Path) -> _Ids:
+    p = _Ids(); p.feed(page.read_text(encoding='utf-8', errors='replace')); return p
+
+def jif_modules() -> list:
+    "Every module of the package, imported."
+    import jif_fastai
+    names = ['jif_fastai'] + [m.name for m in pkgutil.walk_packages(jif_fastai.__path__, 'jif_fastai.')]
+    return [importlib.import_module(n) for n in names]
+
+@needs_book
+def test_every_docs_url_resolves():
+    "The `Docs:` line nbdev writes into each module's docstring names a page (.html.md) the book build produced."
+    urls = {m.__name__: re.findall(r'^Docs: (\S+)', m.__doc__ or '', re.M) for m in jif_modules()}
+    urls = {k: v[0] for k, v in urls.items() if v}
+    assert len(urls) >= 10, f'expected a Docs: line in most modules, found {sorted(urls)}'
+    missing = {m: u for m, u in urls.items() if not site_file(u).is_file()}
+    assert not missing, f'Docs: URLs with no page in {HTML}: {missing}'
+    for u in urls.values():   # the .html.md is the Markdown of the page next to it
+        assert u.endswith('.html.md') and site_file(u[:-3]).is_file(), u
+
+@needs_book
+def test_every_modidx_link_resolves():
+    "nbdev's symbol index: every `page.html#anchor` names a built page, and an element with that id on it."
+    from jif_fastai._modidx import d
+    base = site_baseurl()
+    links = {sym: loc for mod in d['syms'].values() for sym, (loc, _) in mod.items()}
+    assert links, 'empty symbol index'
+    no_page, no_anchor = {}, {}
+    for sym, loc in links.items():
+        page, _, frag = loc.partition('#')
+        f = site_file(urljoin(base, page))
+        if not f.is_file(): no_page[sym] = loc
+        elif frag and frag not in _parsed(f).ids: no_anchor[sym] = loc
+    assert not no_page, f'_modidx links to pages the book does not have: {no_page}'
+    assert not no_anchor, f'_modidx anchors with no such id on the page ({len(no_anchor)}): {no_anchor}'
+
+SITE_URL_SOURCES = ('jif_fastai/*.py', 'nbs/*.ipynb', 'README.md', 'pyproject.toml')
+_re_url_tail = r"""(?:/[^\s"'`<>)\]\\]*)?"""
+
+@needs_book
+def test_every_site_url_the_package_prints_resolves():
+    "Any other URL of the published site in the package, the notebooks, the README or pyproject names a built file."
+    found = {}
+    for pat in SITE_URL_SOURCES:
+        for f in ROOT.glob(pat):
+            for u in re.findall(re.escape(site_baseurl().rstrip('/')) + _re_url_tail, f.read_text(encoding='utf-8')):
+                found.setdefault(u.rstrip('.,;:'), str(f.relative_to(ROOT)))
+    assert found, 'no URL of the site found (html.baseurl changed without the package?)'
+    def ok(u):
+        path, _, frag = u.partition('#'); f = site_file(path)
+        return f.is_file() and (not frag or frag in _parsed(f).ids)
+    missing = {u: src for u, src in found.items() if not ok(u)}
+    assert not missing, f'site URLs that do not resolve (url: where): {missing}'
+
+def _internal(url:str) -> bool:
+    return bool(url.strip()) and not (urlparse(url).scheme or url.startswith('//'))
+
+@needs_book
+def test_no_broken_internal_links():
+    "Every internal href/src of every built page names a file of the build, and an id on it when it has a #fragment."
+    pages = [p for p in sorted(HTML.rglob('*.html')) if '_static' not in p.relative_to(HTML).parts]  # not the theme's Jinja macros
+    assert len(pages) > 10, pages
+    broken = {}
+    for page in pages:
+        for url in _parsed(page).urls:
+            if not _internal(url): continue
+            path, _, frag = url.partition('#')
+            path = unquote(path.partition('?')[0])
+            target = page if not path else (page.parent/path).resolve()
+            if target.is_dir(): target = target/'index.html'
+            bad = not target.is_file() or not target.is_relative_to(HTML.resolve())
+            bad = bad or bool(frag and target.suffix == '.html' and unquote(frag) not in _parsed(target).ids)
+            if bad: broken.setdefault(str(page.relative_to(HTML)), []).append(url)
+    assert not broken, f'internal links to missing files or ids (page: links): {broken}'
 
 # ---------------------------------------------------------------- no remote resources
 
@@ -172,7 +289,7 @@ def test_landing_page(browser, server):
 
 @needs_book
 def test_model_chapter(browser, server):
-    nb_pages = [f for f in toc_files() if f.startswith('nbs/') and (HTML/f'{f}.html').is_file()]
+    nb_pages = [f for f in toc_files() if (BOOK/f'{f}.ipynb').is_file() and (HTML/f'{f}.html').is_file()]
     if not nb_pages: pytest.skip('no notebook chapter built yet')
     rel = MODEL_CHAPTER if (HTML/f'{MODEL_CHAPTER}.html').is_file() else nb_pages[0]
     check_page(browser, server, f'{rel}.html', 'book-chapter')
@@ -232,6 +349,37 @@ def test_add_colab_idempotent(tmp_path):
     assert ac.process(q) is True
     srcs = [''.join(c['source']) for c in json.loads(q.read_text())['cells']]
     assert 'nbs/06_new.ipynb' in srcs[1] and sum('colab-badge' in s for s in srcs) == 1
+
+def test_place_chapters_publishes_at_nbdev_urls(tmp_path):
+    "nbs/06_fusion.ipynb -> book/fusion.ipynb (+ _markdown/fusion.html.md); links renamed; stale copies removed."
+    pc = _load_tool('place_chapters')
+    ex, book = tmp_path/'nbs', tmp_path/'book'; ex.mkdir(); book.mkdir()
+    out = {'output_type': 'stream', 'name': 'stdout', 'text': 'torch.Size([2, 3])\n'}
+    (ex/'06_fusion.ipynb').write_text(json.dumps(_nb([_md('# Fusion\n\nSee [data](01_data.ipynb#x), [site](https://a/01_data.ipynb)'),
+                                                   _code('#| export\nclass ConcatFusion: pass', outputs=[out]),
+                                                   _code('#| hide\nsecret()')])))
+    (ex/'01_data.ipynb').write_text(json.dumps(_nb([_md('# Data')])))
+    (ex/'index.ipynb').write_text(json.dumps(_nb([_md('# Quick start')])))
+    (book/'old_name.ipynb').write_text('{}')
+    assert pc.place(ex, book) == {'01_data': 'data', '06_fusion': 'fusion', 'index': 'quickstart'}
+    assert sorted(p.name for p in book.glob('*.ipynb')) == ['data.ipynb', 'fusion.ipynb', 'quickstart.ipynb']
+    cells = json.loads((book/'fusion.ipynb').read_text())['cells']
+    assert '[data](data.ipynb#x)' in cells[0]['source'] and '(https://a/01_data.ipynb)' in cells[0]['source']
+    assert cells[1]['source'] == 'class ConcatFusion: pass' and cells[2]['metadata']['tags'] == ['remove-cell']
+    md = (book/'_markdown'/'fusion.html.md').read_text()
+    assert md.startswith('# Fusion') and '```python\nclass ConcatFusion: pass\n```' in md and 'torch.Size([2, 3])' in md
+    assert 'secret' not in md and '#|' not in md
+    (book/'data.md').write_text('# Data, by hand')   # a hand-written page may not take a chapter's URL
+    with pytest.raises(SystemExit, match='data.html'): pc.place(ex, book)
+
+def test_symbol_anchors_match_nbdev():
+    "book/_ext/symbol_anchors.py names cells as nbdev's _modidx does: lower case, Class.method, @patch."
+    spec = importlib.util.spec_from_file_location('symbol_anchors', BOOK/'_ext'/'symbol_anchors.py')
+    sa = importlib.util.module_from_spec(spec); spec.loader.exec_module(sa)
+    code = 'class MetaBlock(nn.Module):\n    def __init__(self): pass\n    def forward(self, x): pass\n' \
+           '@patch\ndef show(self:JIFLearner): pass\ndef create_fusion(): pass\nX = 1'
+    assert sa.symbol_ids(code) == ['metablock', 'metablock.__init__', 'metablock.forward', 'jiflearner.show', 'create_fusion']
+    assert sa.symbol_ids('!pip install x') == []
 
 def test_strip_directives_renders_progress_bars():
     "fastprogress's text mode (\\r-rewritten bars) is reduced to what a terminal shows: the metrics table."

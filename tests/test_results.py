@@ -31,7 +31,7 @@ def test_canary_reproduces(manifest, real_data, tmp_path):
         for k, v in m.items(): assert got[fold][k] == pytest.approx(v, abs=1e-6), (fold, k, got[fold][k], v)
 
 def test_book_quotes_generated_numbers():
-    page = (REPO/'book'/'results.md').read_text()
+    page = (REPO/'book'/'findings.md').read_text()
     tables = ''.join(f.read_text() for f in RES.glob('*.md'))
     quoted = re.findall(r'\d\.\d{3} ± \d\.\d{3}', page)
     assert quoted, "the Results page quotes no measured number"

@@ -1,6 +1,7 @@
-"""Prepare the executed notebook copies in book/nbs for Jupyter Book.
+"""Prepare executed notebook copies for Jupyter Book (tools/place_chapters.py calls `process_nb` on each copy it
+places in book/; standalone it prepares every notebook of a folder).
 
-Usage: python tools/strip_directives.py book/nbs
+Usage: python tools/strip_directives.py FOLDER
 
 For every notebook in the folder (in place, idempotent):
 
