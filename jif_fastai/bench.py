@@ -29,7 +29,8 @@ from . import sample as S
 from .data import load_pad_ufes20, kfold_splits, DatasetError
 from .dataloaders import ImageCache, ImageMetaDataLoaders, image_batch, dermo_aug, default_cache_size, sync_free_augment
 from .structures import create_model
-from .learner import jif_learner, save_model, load_model
+from .learner import jif_learner
+from .inference import export_jif, load_jif
 from .frozen import frozen_features, time_epochs
 
 # %% auto #0
@@ -285,8 +286,8 @@ def raw_png_dls(df:pd.DataFrame, valid_idx, size:int, cache_size:int, bs:int, de
 def bench_inference(ctx:dict, learn, tmp:Path, runs:int=5) -> dict:
     "Fused prediction throughput on the device, bare forward throughput, and one-image CPU latency."
     c, dev = ctx['cfg'], ctx['device']
-    save_model(learn, tmp/'model')
-    pred = load_model(tmp/'model', device=dev)
+    export_jif(learn, tmp/'model')
+    pred = load_jif(tmp/'model', device=dev)
     cats, conts = pred.preproc.transform(ctx['df'], warn=False)
     n = min(len(ctx['images']), c['bs'] * max(c['n_batches'], 4))
     with _autocast(dev, c['bf16']):
@@ -299,7 +300,7 @@ def bench_inference(ctx:dict, learn, tmp:Path, runs:int=5) -> dict:
     def fwd():
         with torch.no_grad(), _autocast(dev, c['bf16']): pred.model(x, ca, co)
     res['infer_model'] = time_steps(fwd, c['n_batches'], c['warmup'], c['bs'], dev)
-    cpu = load_model(tmp/'model', device='cpu')
+    cpu = load_jif(tmp/'model', device='cpu')
     row = ctx['df'].iloc[int(ctx['valid_idx'][0])]
     meta = {k: row[k] for k in cpu.preproc.cat_names + cpu.preproc.cont_names}
     cpu.predict(row['image'], meta)  # warm-up
@@ -569,7 +570,7 @@ ROWS = [('limit', 'bare backbone + linear head, plain loop, on-device batch'),
         ('loader_raw', 'DataLoader alone: raw PNGs (decode per item)'),
         ('loader_cache', 'DataLoader alone: presized cache in RAM, per item (stock)'),
         ('loader_device', 'DataLoader alone: cache resident on the device (default)'),
-        ('infer', 'inference: load_model().predict_arrays (fused probs)'),
+        ('infer', 'inference: load_jif().predict_arrays (fused probs)'),
         ('infer_model', 'inference: model forward on a device batch'),
         ('latency_cpu', 'latency: predict(one PNG + metadata) on CPU'),
         ('frozen_encode', 'frozen backbone: encode every image once (one-off, cached)'),

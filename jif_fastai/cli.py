@@ -15,9 +15,12 @@ from fastcore.script import call_parse, anno_parser
 import jif_fastai
 from .data import DatasetError, read_table
 from .encoders import WeightsUnavailableError
-from .learner import load_model, ModelFileError, OPTIMIZERS
+from .learner import OPTIMIZERS, SCHEDULES
+from .inference import load_jif, ModelFileError
 from .sample import make_sample
-from .cv import DATASETS, SPLITS, SCHEDULES, LOSS_WEIGHTINGS, RunConfigError, run_cv, run_grid, check_choices
+from .datasets import DATASETS
+from .structures import LOSS_WEIGHTINGS
+from .cv import SPLITS, RunConfigError, run_cv, run_grid, check_choices
 
 # %% auto #0
 __all__ = ['RUN_CV', 'PRESETS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
@@ -245,7 +248,7 @@ def predict(model:Annotated[Path, "folder of a saved model (e.g. runs/NAME/model
            ):
     "Predict the class of one lesion from its image and metadata with a saved model."
     meta = read_meta(meta)   # a bad --meta is refused before the model is loaded
-    pred = load_model(_check_model_dir(model))
+    pred = load_jif(_check_model_dir(model))
     if image is None and pred.cfg['cache_size']: raise UsageError(f"--model {model} looks at images: give the lesion's --image")
     label, probs, per_branch = pred.predict(image or '', meta)
     if json_out: print(json.dumps(dict(label=label, probs=probs, per_branch=per_branch), indent=1))

@@ -19,7 +19,8 @@ from fastai.data.core import DataLoaders
 from fastai.torch_core import num_distrib
 from .data import load_pad_ufes20
 from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size, fastai_mismatch, FastaiVersionError
-from .learner import jif_learner, save_model
+from .learner import jif_learner
+from .inference import export_jif
 from .bench import bench_sample, set_precision, _split
 
 # %% auto #0
@@ -99,7 +100,7 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
                device=str(dev), train_batches=cb.n, train_items=len(train_idx), bs=bs,
                metrics={n: float(v) for n, v in zip(names, vals)}, params_sha256=params_sha256(learn.model))
     out = Path(out)
-    if state.is_main_process: save_model(learn, out/'model', ddp=dict(world_size=state.num_processes, bs_per_process=bs))
+    if state.is_main_process: export_jif(learn, out/'model', ddp=dict(world_size=state.num_processes, bs_per_process=bs))
     out.mkdir(parents=True, exist_ok=True); (out/f'rank{rank}.json').write_text(json.dumps(res, indent=1))
     state.wait_for_everyone()
     return res
