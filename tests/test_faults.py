@@ -186,7 +186,7 @@ def _bump(learn):
 def _state(d: Path) -> dict: return {f.name: f.read_bytes() for f in d.iterdir() if not f.name.endswith('.tmp')}
 
 def test_save_crash_while_writing_weights_keeps_old_model(learn, saved, monkeypatch):
-    import jif_fastai.learner as L
+    import jif_fastai.inference as L
     d, before = saved
     def crash_before_rename(fd):  # the weights' temporary file is written but not yet renamed
         raise KeyboardInterrupt('killed while writing weights')
@@ -197,7 +197,7 @@ def test_save_crash_while_writing_weights_keeps_old_model(learn, saved, monkeypa
     L.load_jif(d)                                                 # the old model is intact and trusted
 
 def test_save_crash_between_weights_and_config_is_refused(learn, saved, monkeypatch):
-    import jif_fastai.learner as L
+    import jif_fastai.inference as L
     d, before = saved
     real = L.atomic_write
     def crash(path, *a, **k):
@@ -210,7 +210,7 @@ def test_save_crash_between_weights_and_config_is_refused(learn, saved, monkeypa
     with pytest.raises(L.ModelFileError, match='checksum differs from the one in config.json'): L.load_jif(d)
 
 def test_save_crash_during_config_rename_is_refused(learn, saved, monkeypatch):
-    import jif_fastai.learner as L
+    import jif_fastai.inference as L
     d, before = saved
     real = os.replace
     def replace(src, dst):
@@ -223,7 +223,7 @@ def test_save_crash_during_config_rename_is_refused(learn, saved, monkeypatch):
     with pytest.raises(L.ModelFileError, match='checksum differs'): L.load_jif(d)
 
 def test_save_with_unjsonable_extra_changes_nothing(learn, saved):
-    import jif_fastai.learner as L
+    import jif_fastai.inference as L
     d, before = saved
     _bump(learn)
     with pytest.raises(TypeError, match='not JSON-serialisable'): L.export_jif(learn, d, note=object())
