@@ -59,6 +59,7 @@ def sync(device):
     "Wait for all queued work on `device` (a no-op on the CPU)."
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
+# %% ../nbs/19_bench.ipynb #fecfacf8
 def time_steps(step, # callable running one training/inference batch
                n:int, # batches timed
                warmup:int, # batches run before the clock starts
@@ -71,6 +72,7 @@ def time_steps(step, # callable running one training/inference batch
     sync(device); dt = time.perf_counter() - t
     return dict(img_s=n*bs/dt, ms_batch=1000*dt/n, batches=n, seconds=dt)
 
+# %% ../nbs/19_bench.ipynb #c95ad498
 class DeviceMemory:
     "Context manager: peak device memory (MB) allocated inside the block, above what was allocated on entry (CUDA only)."
     def __init__(self, device): self.cuda, self.device, self.peak_mb = torch.device(device).type == 'cuda', device, None
@@ -82,6 +84,7 @@ class DeviceMemory:
     def __exit__(self, *exc):
         if self.cuda: sync(self.device); self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
 
+# %% ../nbs/19_bench.ipynb #8ce032dd
 def train_memory_estimate(model:torch.nn.Module, # model in train mode
                           loss_fn, # callable() -> scalar loss, running the model's forward
                           momentum:bool=True) -> float:
@@ -173,6 +176,7 @@ class FixedBatches(Callback):
     @property
     def seconds(self): return None if self.t1 is None else self.t1 - self.t0
 
+# %% ../nbs/19_bench.ipynb #9f7f63d6
 class EpochTimer(Callback):
     "Wall time of each epoch (training + validation + metrics), device synchronised."
     order = 100
@@ -190,6 +194,7 @@ def make_dls(ctx:dict, on_device:bool=True):
                                         cache_size=ctx['images'].shape[-1], bs=c['bs'], images=ctx['images'],
                                         device=ctx['device'], seed=c['seed'], on_device=on_device)
 
+# %% ../nbs/19_bench.ipynb #7e8b1ff4
 def make_learner(ctx:dict, fixes=FIXES, compile:bool=False):
     "`jif_learner` on `make_dls` with `fixes` (all of `FIXES`: the project's defaults; none: fastai's stock path)."
     c = ctx['cfg']
@@ -200,6 +205,7 @@ def make_learner(ctx:dict, fixes=FIXES, compile:bool=False):
     if compile: learn.model.compile()
     return learn
 
+# %% ../nbs/19_bench.ipynb #13cb25d9
 def bench_pipeline(ctx:dict, fixes=FIXES, compile:bool=False, profile:Path=None) -> dict:
     "Time `n_batches` training batches of the fastai pipeline with `fixes` (after `warmup`)."
     c, dev = ctx['cfg'], ctx['device']
@@ -250,6 +256,7 @@ def bench_epochs(ctx:dict, fixes=FIXES, reps:int=2) -> dict:
     return dict(epoch_s=ep, setup_s=setup, img_s=n_train/ep, train_images=n_train, valid_images=len(ctx['valid_idx']),
                 epochs=et.times, fixes=list(fixes))
 
+# %% ../nbs/19_bench.ipynb #35e22ff9
 def protocol_estimate(epoch:dict, n_images:int, cache_s:float, folds:int=5, epochs:int=100, n_target:int=2298) -> dict:
     "Extrapolated wall time of `folds` x `epochs` trainings on `n_target` images from one measured epoch."
     scale = n_target / n_images
@@ -274,6 +281,7 @@ def bench_loader(dl, n:int, warmup:int=1, max_s:float=None, nosync:bool=False) -
     sync(dev); dt = time.perf_counter() - t0
     return dict(img_s=imgs/dt, ms_batch=1000*dt/max(1, seen - warmup), batches=seen - warmup, seconds=dt)
 
+# %% ../nbs/19_bench.ipynb #e78c84a1
 def raw_png_dls(df:pd.DataFrame, valid_idx, size:int, cache_size:int, bs:int, device, num_workers:int=None):
     "fastai's stock vision path from the original image files: decode + `Resize` per item, GPU augmentation per batch."
     nw = ifnone(num_workers, os.cpu_count() or 1)
@@ -325,6 +333,7 @@ def _megapixels(path) -> float:
 # %% ../nbs/19_bench.ipynb #9d693fea
 FROZEN_MODES = {'epoch_cached': 'cached', 'epoch_frozen': 'frozen', 'epoch_full': 'full'}   # result key -> `time_epochs` mode
 
+# %% ../nbs/19_bench.ipynb #6fec4498
 def bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
     "Fold 0: the one-off feature encoding, then s/epoch (train + validation) on cached features, frozen uncached, full fine-tuning."
     learn, n_train = make_learner(ctx), len(ctx['train_idx'])
@@ -389,6 +398,7 @@ def bench_data(ctx:dict) -> dict:
                 megapixels=_megapixels(paths[0]), cache_size=cache_size, cache_mb=images.nbytes/2**20,
                 cache_build=dict(cold=cold, seconds=cache_s, img_s=len(df)/cache_s), cache_load=dict(seconds=warm_s, img_s=len(df)/warm_s))
 
+# %% ../nbs/19_bench.ipynb #a851e312
 def plain_batch(ctx:dict) -> None:
     "Add one fixed training batch on the device (`x`, `cats`, `conts`, `y`) and the model's sizes to `ctx`, for the plain loops."
     c, dev = ctx['cfg'], ctx['device']
@@ -425,10 +435,12 @@ def limit_section(ctx:dict) -> dict:
     "1. The bare backbone + linear head in the plain loop."
     return {'limit': _plain(ctx, _bare, (ctx['x'],))}
 
+# %% ../nbs/19_bench.ipynb #dd031076
 def model_section(ctx:dict) -> dict:
     "2. The JIF-MMFA model in the same plain loop."
     return {'model': _plain(ctx, _jif, (ctx['x'], ctx['cats'], ctx['conts']))}
 
+# %% ../nbs/19_bench.ipynb #1d0aeafe
 def pipeline_section(ctx:dict) -> dict:
     "3. The fastai pipeline with the project's fixes, then with fastai's stock behaviour (optionally profiled)."
     prof = Path(ctx['profile']) if ctx['profile'] else None
@@ -437,10 +449,12 @@ def pipeline_section(ctx:dict) -> dict:
     if 'inference' not in ctx['cfg']['sections']: ctx.pop('learner', None)  # kept for the inference section only
     return res
 
+# %% ../nbs/19_bench.ipynb #f49f71e6
 def epoch_section(ctx:dict) -> dict:
     "Full epochs with the fixes and stock (the protocol estimate is made from them)."
     return {'epoch': bench_epochs(ctx, FIXES, ctx['epoch_reps']), 'epoch_stock': bench_epochs(ctx, (), ctx['epoch_reps'])}
 
+# %% ../nbs/19_bench.ipynb #376c2cff
 def loader_section(ctx:dict) -> dict:
     "4. The training DataLoader alone: item by item from the cache in RAM, from the device-resident cache, from raw PNGs."
     c = ctx['cfg']
@@ -451,18 +465,22 @@ def loader_section(ctx:dict) -> dict:
         res['loader_raw'] = dict(bench_loader(raw.train, c['n_batches'], 1, max_s=ctx['loader_s']), workers=raw.train.num_workers)
     return res
 
+# %% ../nbs/19_bench.ipynb #3ca788be
 def inference_section(ctx:dict) -> dict:
     "5. Inference, with the pipeline section's learner if it ran."
     return bench_inference(ctx, ctx.pop('learner', None) or make_learner(ctx), ctx['tmp'], ctx['latency_runs'])
 
+# %% ../nbs/19_bench.ipynb #36d8b6eb
 def frozen_section(ctx:dict) -> dict:
     "6. The frozen backbone: cached features vs uncached vs full fine-tuning."
     return bench_frozen(ctx, ctx['epoch_reps'], ctx['tmp']/'features')
 
+# %% ../nbs/19_bench.ipynb #f1e719ca
 def ablation_section(ctx:dict) -> dict:
     "The stock pipeline plus each fix alone (after the essential sections, so a time budget cuts this first)."
     return {f'pipeline_stock+{f}': bench_pipeline(ctx, (f,)) for f in FIXES if not ctx['over']()}
 
+# %% ../nbs/19_bench.ipynb #d1d9d069
 def compile_section(ctx:dict) -> dict:
     "The `torch.compile`d model (with its compile + warm-up time) and pipeline."
     t = time.perf_counter()
@@ -471,6 +489,7 @@ def compile_section(ctx:dict) -> dict:
     if 'pipeline' in ctx['cfg']['sections'] and not ctx['over'](): res['pipeline_compiled'] = bench_pipeline(ctx, FIXES, compile=True)
     return res
 
+# %% ../nbs/19_bench.ipynb #52caf47b
 SECTIONS = {'limit': limit_section, 'model': model_section, 'pipeline': pipeline_section, 'epoch': epoch_section,
             'loader': loader_section, 'inference': inference_section, 'frozen': frozen_section}  # in running order
 
@@ -541,6 +560,7 @@ TARGETS = {'model/limit >= 0.95': ('model', 0.95), 'pipeline/limit >= 0.90': ('p
            'loader_device/limit >= 1 (loader not the bottleneck)': ('loader_device', 1.0),
            'loader_cache/limit >= 1 (loader not the bottleneck)': ('loader_cache', 1.0)}
 
+# %% ../nbs/19_bench.ipynb #61ed7cb3
 def _summarise(out:dict):
     "Add `ratios`, `memory_ratios` and `targets` to a result dict."
     R = out['results']; lim = R['limit']
@@ -578,6 +598,7 @@ ROWS = [('limit', 'bare backbone + linear head, plain loop, on-device batch'),
         ('epoch_frozen', 'frozen backbone, uncached (fastai freeze + fit)'),
         ('epoch_full', 'full fine-tuning (unfreeze + fit)')]
 
+# %% ../nbs/19_bench.ipynb #0318b05a
 def format_table(out:dict) -> str:
     "The results as a fixed-width text table."
     c, e, R = out['config'], out['env'], out['results']

@@ -31,11 +31,13 @@ class DeviceAvgSmoothLoss(AvgSmoothLoss):
         l = to_detach(learn.loss.mean(), cpu=False).float().mean()  # gathered across processes when distributed
         self.val = torch.lerp(l, self.val.to(l.device), self.beta)
 
+# %% ../nbs/10_callbacks.ipynb #cfd1c7fa
 class SyncFreePipeline(Pipeline):
     "A loader's batch transforms, run with augmentations that do not sync with the host (`sync_free_augment`)."
     def __call__(self, o):
         with sync_free_augment(): return super().__call__(o)
 
+# %% ../nbs/10_callbacks.ipynb #6d536948
 def _plain_pipe(p:Pipeline) -> Pipeline:
     "`p`, or the plain `Pipeline` inside a `SyncFreePipeline` left by a fit that failed."
     return Pipeline(p.fs, split_idx=p.split_idx) if isinstance(p, SyncFreePipeline) else p
@@ -55,6 +57,7 @@ class SyncFree(Callback):
         if r.losses and all(isinstance(l, Tensor) for l in r.losses):  # one copy for the whole fit, as CPU tensors like fastai's
             r.losses = list(torch.stack(r.losses).float().cpu().unbind())
 
+# %% ../nbs/10_callbacks.ipynb #efb12afd
 class ForeachSGD(Optimizer):
     "fastai `SGD` (decoupled weight decay, momentum) computed with `torch._foreach_*`: a few kernels per group, not per tensor."
     def __init__(self, params, lr, mom:float=0., wd:float=0.):
@@ -90,10 +93,12 @@ class LinePrinter:
     def __iter__(self): return iter(self.items)
     def write(self, line:str): print(line, flush=True)
 
+# %% ../nbs/10_callbacks.ipynb #f32851f6
 def fold_bar(folds:list):
     "A fastprogress master bar over `folds` in a notebook or terminal, else a `LinePrinter`."
     return master_bar(folds) if IN_NOTEBOOK or sys.stdout.isatty() else LinePrinter(folds)
 
+# %% ../nbs/10_callbacks.ipynb #7d560844
 class FoldProgress(Callback):
     "Epoch bar under the folds' master bar, one line of metrics per epoch, and `progress.json` in the run folder."
     order = 65
@@ -108,6 +113,7 @@ class FoldProgress(Callback):
         if self.mb: self.mb.write(f"fold {self.fold} epoch {self.epoch + 1}/{self.n_epoch}: " +
                       ' '.join(f'{k} {v:.3f}' for k, v in vals.items() if isinstance(v, float)))
 
+# %% ../nbs/10_callbacks.ipynb #12e3a8f9
 class KeepBest(TrackerCallback):
     "Keep (in memory) the weights of the epoch with the best validation `monitor`; restore them after fitting."
     order = TrackerCallback.order + 1

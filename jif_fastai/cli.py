@@ -20,7 +20,7 @@ from .inference import load_jif, ModelFileError
 from .sample import make_sample
 from .datasets import DATASETS
 from .structures import LOSS_WEIGHTINGS
-from .cv import SPLITS, RunConfigError, run_cv, run_grid, check_choices
+from .cv import SPLITS, RunConfigError, run_cv, run_grid, check_grid
 
 # %% auto #0
 __all__ = ['RUN_CV', 'PRESETS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
@@ -30,6 +30,7 @@ __all__ = ['RUN_CV', 'PRESETS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageEr
 # %% ../nbs/18_cli.ipynb #952d173c
 RUN_CV = {k: p.default for k, p in inspect.signature(run_cv).parameters.items()}  # the library's defaults: the only copy
 
+# %% ../nbs/18_cli.ipynb #2d5fd4f7
 def _preset(**changes) -> dict:
     "The settings a preset fixes: `run_cv`'s defaults, with `changes`."
     return {k: changes.get(k, RUN_CV[k]) for k in ('backbone', 'size', 'folds', 'epochs', 'bs', 'lr', 'schedule', 'opt', 'pretrained')}
@@ -39,15 +40,18 @@ PRESETS = {
     'paper':  _preset(backbone='resnet50', size=224, epochs=30, lr=1e-2, schedule='cosine', opt='sgd', pretrained=True),
 }
 
+# %% ../nbs/18_cli.ipynb #f2f0fb5d
 def preset_default(k:str) -> str:
     "' (default: ...)' for the help of flag `k`: its value in both presets."
     fmt = lambda v: ('yes' if v else 'no') if isinstance(v, bool) else f'{v:g}' if isinstance(v, float) else str(v)
     s, p = fmt(PRESETS['sample'][k]), fmt(PRESETS['paper'][k])
     return f" (default: {s if s == p else f'{s} on the sample, {p} otherwise'})"
 
+# %% ../nbs/18_cli.ipynb #04961bad
 class UsageError(ValueError):
     "Wrong or conflicting command-line arguments."
 
+# %% ../nbs/18_cli.ipynb #4e82ee49
 def _list(s) -> list:
     "Comma-separated `s` as a list (None -> [])."
     return [] if s is None else [x.strip() for x in str(s).split(',') if x.strip()]
@@ -57,6 +61,7 @@ def resolve_preset(on_sample:bool, **flags) -> tuple:
     name = 'sample' if on_sample else 'paper'
     return name, {k: (v if flags.get(k) is None else flags[k]) for k, v in PRESETS[name].items()}
 
+# %% ../nbs/18_cli.ipynb #76d171c5
 def describe(name:str, s:dict, changed=(), weights_file=None, frozen=False) -> str:
     "One line saying which preset (and which of its values the flags `changed`) and settings a run uses."
     note = ' (no --root: the embedded sample)' if name == 'sample' else ''
@@ -76,6 +81,7 @@ def check_writable(out:Path) -> Path:
     except OSError as e: raise UsageError(f"--out {out}: cannot write there ({e.strerror or e})") from e
     return out
 
+# %% ../nbs/18_cli.ipynb #c0234bb5
 def check_flags(dataset:str, root, split:str, classes, csv, image_col, label_col, cat, cont, group_col) -> None:
     "Raise `UsageError` for flags that do not fit `dataset`."
     if split == 'official' and dataset != 'derm7pt':
@@ -89,6 +95,7 @@ def check_flags(dataset:str, root, split:str, classes, csv, image_col, label_col
     if root is None and dataset not in ('pad-ufes-20', 'csv'): raise UsageError(f"--dataset {dataset} needs --root (its folder)")
     if root is not None and not Path(root).is_dir(): raise UsageError(f"--root {root}: no such folder")
 
+# %% ../nbs/18_cli.ipynb #b3659f36
 def load_kw(dataset:str, classes, csv, image_col, label_col, cat, cont, group_col) -> dict:
     "Loader keyword arguments from the dataset-specific flags."
     kw = dict(classes=_list(classes)) if classes else {}
@@ -112,6 +119,7 @@ def check_device(device:str) -> None:
     if d.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError(f"--device {device}: Apple MPS is not available here; use --device cpu")
     if d.type not in ('cpu', 'cuda', 'mps'): raise UsageError(f"--device {device}: use cpu, cuda or mps")
 
+# %% ../nbs/18_cli.ipynb #cc922e13
 def check_values(s:dict, # the resolved settings (preset + flags)
                  split:str, seed:int, lam:float, threads:int, classes:str) -> None:
     "Raise `UsageError` naming the first flag outside its valid range."
@@ -124,6 +132,7 @@ def check_values(s:dict, # the resolved settings (preset + flags)
     if dup: raise UsageError(f"--classes {classes}: {dup} listed more than once; list each class once")
     if classes is not None and len(cl) < 2: raise UsageError(f"--classes {classes}: one class; a classifier needs at least two")
 
+# %% ../nbs/18_cli.ipynb #269253a0
 def check_weights(decision_weights:str, # --decision-weights
                   structures:list, lam:float) -> list:
     "Parse `decision_weights` and check it fits every structure (one weight per branch, >= 0, positive sum)."
@@ -140,10 +149,12 @@ def Choice(help:str, choices) -> type:
     "Annotation of a string option restricted to `choices`."
     return Annotated[str, help, {'choices': list(choices)}]
 
+# %% ../nbs/18_cli.ipynb #20d86fa6
 def Flag(help:str) -> type:
     "Annotation of a `--x/--no-x` option."
     return Annotated[bool, help, {'action': argparse.BooleanOptionalAction}]
 
+# %% ../nbs/18_cli.ipynb #5b4faabf
 @call_parse
 def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
           root:Path=None, # dataset folder in its publisher's layout (default: the embedded sample)
@@ -191,10 +202,7 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
     bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
     for flag, names in (('--backbone', bbs), ('--fusion', fus), ('--structure', sts)):
         if not names: raise UsageError(f"{flag}: no name given; give at least one (comma-separated)")
-    try:
-        for b in bbs:
-            for f in fus:
-                for st in sts: check_choices(b, f, st, s['schedule'], s['opt'], loss_weighting, split)
+    try: check_grid(bbs, fus, sts, s['schedule'], s['opt'], loss_weighting, split)   # the library's check, before --out is created
     except ValueError as e: raise UsageError(str(e)) from e
     dw = check_weights(decision_weights, sts, lam)
     grid = len(bbs) * len(fus) * len(sts) > 1
@@ -232,6 +240,7 @@ def read_meta(meta:str) -> dict:
     if not isinstance(d, dict): raise UsageError("--meta JSON must be an object {\"column\": value, ...}")
     return d
 
+# %% ../nbs/18_cli.ipynb #bd7d30e3
 def _check_model_dir(model:Path) -> Path:
     "Point users who pass a run folder to its fold models."
     model = Path(model)
@@ -281,8 +290,11 @@ COMMANDS = {
     'bench':   'jif_fastai.bench:bench',
     'download': 'jif_fastai.datasets:download',
 }
+
+# %% ../nbs/18_cli.ipynb #fd54df27
 ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError, TrainingError)
 
+# %% ../nbs/18_cli.ipynb #304801c9
 def _command(name:str):
     "The function registered as `name`, or None when its module is not installed."
     mod, fn = COMMANDS[name].split(':')

@@ -32,7 +32,7 @@ from .tables import fold_table, with_mean_std, results_markdown, missing_table, 
 __all__ = ['SPLITS', 'LOCK_NAME', 'SETTINGS', 'fold_plan', 'drop_metadata', 'missing_meta_eval', 'train_fold', 'RunConfigError',
            'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise', 'looks_at_images', 'run_images',
            'meta_features', 'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches',
-           'TrainingGuard', 'run_lock', 'locked_run', 'check_choices', 'run_cv', 'run_grid']
+           'TrainingGuard', 'run_lock', 'locked_run', 'check_choices', 'check_grid', 'run_cv', 'run_grid']
 
 # %% ../nbs/16_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -44,6 +44,7 @@ def _official_plan(df, folds, seed, classes):
 
 SPLITS = {'kfold': _kfold_plan, 'official': _official_plan}
 
+# %% ../nbs/16_cv.ipynb #1541911f
 def fold_plan(df:pd.DataFrame, # tidy frame
               split:str='kfold', # 'kfold' (grouped, stratified) or 'official' (derm7pt's train/valid/test)
               folds:int=5, # number of folds (kfold)
@@ -67,6 +68,7 @@ def drop_metadata(df:pd.DataFrame, # rows to damage
     for j, c in enumerate(cols): out.iloc[drop[drop[:, 1] == j, 0], out.columns.get_loc(c)] = np.nan
     return out
 
+# %% ../nbs/16_cv.ipynb #2a1bd406
 def missing_meta_eval(predictor, # a `JIFPredictor` (from `load_jif`)
                       df:pd.DataFrame, # tidy frame
                       rows:np.ndarray, # row numbers to score
@@ -144,14 +146,17 @@ def train_fold(df:pd.DataFrame, # tidy frame
 class RunConfigError(ValueError):
     "The run folder holds a run with a different configuration, or is not a run folder."
 
+# %% ../nbs/16_cv.ipynb #7b647b95
 def data_fingerprint(df:pd.DataFrame, spec:DatasetSpec) -> str:
     "SHA-1 of the column roles and of the ids, labels, groups and metadata values."
     cols = [spec.id, spec.label, spec.group] + spec.meta_names
     blob = json.dumps(spec.to_dict(), sort_keys=True, default=str) + df[cols].to_csv(index=False)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
+# %% ../nbs/16_cv.ipynb #12161236
 LOCK_NAME = '.jif-fastai.lock'  # `run_lock`'s file in a run folder
 
+# %% ../nbs/16_cv.ipynb #bfe01c8b
 def check_run_dir(out:Path, # run folder
                   cfg:dict, # configuration of this run
                  ) -> Path:
@@ -172,6 +177,7 @@ def check_run_dir(out:Path, # run folder
     atomic_write(f, json.dumps(dict(config=cfg, jif_fastai_version=jif_fastai.__version__), indent=1))
     return out
 
+# %% ../nbs/16_cv.ipynb #7c6df3ab
 def fold_done(out:Path, fold:int) -> bool:
     "Whether fold `fold` of the run in `out` finished (its record and predictions exist)."
     return (Path(out)/'folds'/f'fold_{fold}.json').is_file() and (Path(out)/'folds'/f'fold_{fold}.npz').is_file()
@@ -185,6 +191,7 @@ def load_folds(out:Path) -> list:
         with np.load(f.with_suffix('.npz')) as z: recs.append({**json.loads(f.read_text()), **dict(z)})
     return recs
 
+# %% ../nbs/16_cv.ipynb #ed50590b
 def summarise(out:Path, # run folder
               step:float=None, # simplex grid spacing (default: the run's)
              ) -> pd.DataFrame:
@@ -256,6 +263,7 @@ def logreg_reference(df:pd.DataFrame, # tidy frame
 class TrainingError(ValueError):
     "A run that would not train a meaningful model (no optimiser step, a diverged loss), with what to change."
 
+# %% ../nbs/16_cv.ipynb #6575276e
 def _int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 def _num(v): return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
 
@@ -271,6 +279,7 @@ SETTINGS = {  # run_cv argument: (is it valid?, what a valid value is)
     'weight_step': (lambda v: _num(v) and 0 < v <= 1, 'a number in (0, 1], e.g. 0.1'),
 }
 
+# %% ../nbs/16_cv.ipynb #f1e0d36e
 def check_settings(prefix:str='', # '--' for command-line flags (names then use '-' for '_')
                    **settings) -> None:
     "Raise `ValueError` naming the first setting outside its valid range in `SETTINGS`."
@@ -284,6 +293,7 @@ def check_trainable(df:pd.DataFrame, spec:DatasetSpec) -> None:
     if len(spec.classes) < 2: raise DatasetError(f"{spec.name}: one class {list(spec.classes)}; a classifier needs at least two (--classes)")
     if not spec.meta_names: raise DatasetError(f"{spec.name}: no metadata column; name at least one categorical (--cat) or numeric (--cont) column")
 
+# %% ../nbs/16_cv.ipynb #34d82bf0
 def _bs_hint(n:int) -> int: return 2 ** int(np.log2(max(n, 2)))  # largest power of two <= n
 
 def check_batches(plan:list, # from `fold_plan`
@@ -342,6 +352,7 @@ def run_lock(out:Path):
             (out/LOCK_NAME).unlink(missing_ok=True)
             if created and not any(out.iterdir()): out.rmdir()
 
+# %% ../nbs/16_cv.ipynb #516b1f19
 def locked_run(f):
     "Decorator: run `f` holding `run_lock` on its `out_dir` argument."
     sig = inspect.signature(f)
@@ -372,6 +383,13 @@ def check_choices(backbone:str, fusion:str, structure:str, schedule:str='one-cyc
         if val not in reg: raise ValueError(f"unknown {what} {val!r}; choose one of {sorted(reg)}")
     check_backbone(backbone)
     return get_structure(structure).fusion or fusion
+
+# %% ../nbs/16_cv.ipynb #5d53e15f
+def check_grid(backbones, fusions, structures, # names: each combination is checked
+               schedule:str='one-cycle', opt:str='adam', loss_weighting:str='fixed', split:str='kfold') -> list:
+    "Check every backbone x fusion x structure with `check_choices`; return the distinct (backbone, effective fusion, structure) runs."
+    return list(dict.fromkeys((b, check_choices(b, f, s, schedule, opt, loss_weighting, split), s)
+                              for b in listify(backbones) for f in listify(fusions) for s in listify(structures)))
 
 # %% ../nbs/16_cv.ipynb #d19d6b00
 @locked_run
@@ -454,13 +472,12 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
              run_pictures:bool=False, # also each run's per-fold pictures
              **kwargs) -> pd.DataFrame: # passed to `run_cv`
     "Cross-validate backbones x fusions x structures; write and return one table of mean ± std per configuration."
+    arg = lambda k: kwargs.get(k, inspect.signature(run_cv).parameters[k].default)
+    combos = check_grid(backbones, fusions, structures, *map(arg, ('schedule', 'opt', 'loss_weighting', 'split')))  # before any data is read
     sees = any(looks_at_images(s) for s in structures)
     data = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
-    combos = dict.fromkeys((b, get_structure(s).fusion or f, s) for b in backbones for f in fusions for s in structures)
-    for b, f, s in combos: check_choices(b, f, s)  # fail before the first training, not after hours
     rows, folds, out = [], [], Path(out_dir)
-    size = kwargs.get('size', inspect.signature(run_cv).parameters['size'].default)
-    arg = lambda k: kwargs.get(k, inspect.signature(run_cv).parameters[k].default)
+    size = arg('size')
     check_trainable(*data)   # before the images are loaded: a fold smaller than a batch, one class, no metadata
     check_batches(fold_plan(data[0], arg('split'), arg('folds'), arg('seed'), data[1].classes), arg('bs'))
     images = run_images(*data, size, sees, kwargs.get('cache_dir'))  # once for all

@@ -45,6 +45,7 @@ class DatasetSpec:
 class DatasetError(ValueError):
     "A problem with the user's data files, with a message naming the file, column or row."
 
+# %% ../nbs/01_data.ipynb #c2d4c256
 def _rows(index, n:int=5) -> str:
     "'rows [3, 7, ...]' for the first `n` labels of `index` (data rows counted from 0 below the header)."
     index = [i.item() if isinstance(i, np.generic) else i for i in index]
@@ -54,6 +55,7 @@ NOT_CSV = {b'PK\x03\x04': 'an Excel .xlsx (or .ods / ZIP) file', b'\xd0\xcf\x11\
            b'PAR1': 'a Parquet file', b'\x1f\x8b': 'a gzip-compressed file', b'%PDF': 'a PDF document',
            b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image'}  # leading bytes -> what the file is
 
+# %% ../nbs/01_data.ipynb #73a734f4
 def _text_encoding(path:Path, raw:bytes) -> str:
     "The encoding to read `raw` with ('utf-16' for UTF-16 with or without BOM, else 'utf-8-sig'); binary formats raise."
     what = next((w for sig, w in NOT_CSV.items() if raw.startswith(sig)), None)
@@ -96,6 +98,7 @@ def read_table(path:Path) -> pd.DataFrame:
     if len(df) == 0 or blank.all(): raise DatasetError(f"{path}: has a header but no rows")
     return df
 
+# %% ../nbs/01_data.ipynb #6c76b8b4
 def require_columns(df:pd.DataFrame, cols:list, source) -> None:
     "Raise naming `source` and the missing columns (with near-miss hints) if any of `cols` is absent or repeated."
     cols, have = listify(cols), list(df.columns)
@@ -109,11 +112,13 @@ def require_columns(df:pd.DataFrame, cols:list, source) -> None:
     dup = [c for c in dict.fromkeys(cols) if have.count(c) > 1]
     if dup: raise DatasetError(f"{source}: column(s) {dup} appear more than once; rename or delete the copies")
 
+# %% ../nbs/01_data.ipynb #0b83ce65
 def check_filled(s:pd.Series, source, col:str, fix:str) -> None:
     "Raise naming the rows where `s` (column `col`, e.g. the patient) is blank, with how to `fix` it."
     blank = s.isna() | s.astype(str).str.strip().eq('')
     if blank.any(): raise DatasetError(f"{source}: column {col!r} is blank in {_rows(s.index[blank])}; {fix}")
 
+# %% ../nbs/01_data.ipynb #b95f1d3e
 def check_unique(s:pd.Series, source, col:str) -> None:
     "Raise naming the values and rows if `s` (an image-id column) repeats a value."
     dup = s.duplicated(keep=False) & s.notna()
@@ -132,6 +137,7 @@ def file_sha256(path:Path, chunk:int=1<<20) -> str:
 # %% ../nbs/01_data.ipynb #a80fa38a
 IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.tif','.tiff','.webp')
 
+# %% ../nbs/01_data.ipynb #64e4fef6
 def index_images(folder:Path, # folder searched recursively
                  unique:bool=True, # raise if one file name occurs in two sub-folders (rows are matched by name)
                 ) -> dict:
@@ -153,6 +159,7 @@ def index_images(folder:Path, # folder searched recursively
                            "cannot be matched to files by name; delete or rename the copies")
     return idx
 
+# %% ../nbs/01_data.ipynb #637aea01
 def warn_unused_images(used:list, # image paths the rows refer to
                        source, # the metadata file (for the message)
                        candidates:list=None, # image files that could have been used (default: those next to `used`)
@@ -168,6 +175,7 @@ def warn_unused_images(used:list, # image paths the rows refer to
                       f"(first: {', '.join(f.name for f in extra[:5])})", stacklevel=3)
     return extra
 
+# %% ../nbs/01_data.ipynb #eb6c9a3f
 def safe_path(root:Path, rel:str, row=None) -> Path:
     "Resolve `rel` inside `root`, refusing paths that escape it (`..`, absolute paths, links pointing outside)."
     root = Path(root).resolve()
@@ -181,6 +189,7 @@ def safe_path(root:Path, rel:str, row=None) -> Path:
                            "to it and stay inside it")
     return p
 
+# %% ../nbs/01_data.ipynb #08866c05
 def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop') -> pd.DataFrame:
     "Set `df.image` from `paths` (NaN = missing) and drop/raise on rows without an image, or keep them with `image` None."
     if on_missing not in ('drop','raise','keep'): raise ValueError(f"on_missing must be 'drop', 'raise' or 'keep', not {on_missing!r}")
@@ -209,8 +218,11 @@ def find_images(folder:Path, # folder searched recursively
 
 # %% ../nbs/01_data.ipynb #91084e24
 MISSING_TOKENS = ('', 'UNK', 'unk', 'unknown', 'NA', 'N/A', 'nan', 'NaN', 'None')
+
+# %% ../nbs/01_data.ipynb #0795902a
 SYNONYMS = {'BRASIL':'BRAZIL'}
 
+# %% ../nbs/01_data.ipynb #7b424557
 def clean_categorical(s:pd.Series) -> pd.Series:
     "Strings with missing tokens as NaN and known synonyms merged."
     def _one(v):
@@ -220,6 +232,7 @@ def clean_categorical(s:pd.Series) -> pd.Series:
         return np.nan if v in MISSING_TOKENS else SYNONYMS.get(v, v)
     return s.map(_one).astype(object)
 
+# %% ../nbs/01_data.ipynb #6d15f9a9
 _DECIMAL_COMMA = re.compile(r'^\s*[-+]?\d+,\d+\s*$')
 
 def clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
@@ -247,6 +260,7 @@ def tidy(df:pd.DataFrame, spec:DatasetSpec, source) -> pd.DataFrame:
     for c in spec.cont_names: df[c] = clean_numeric(df[c], source, c)
     return df
 
+# %% ../nbs/01_data.ipynb #346a58ae
 def check_labels(df:pd.DataFrame, classes:list, source, col:str='label') -> None:
     "Raise naming rows whose label (column `col`) is blank or not one of `classes`."
     lab = df[col]
@@ -264,9 +278,14 @@ def check_labels(df:pd.DataFrame, classes:list, source, col:str='label') -> None
 PAD_CATS = ['smoke','drink','background_father','background_mother','pesticide','gender','skin_cancer_history',
             'cancer_history','has_piped_water','has_sewage_system','fitspatrick','region',
             'itch','grew','hurt','changed','bleed','elevation']
+
+# %% ../nbs/01_data.ipynb #3afb86f2
 PAD_CONTS = ['age','diameter_1','diameter_2']
+
+# %% ../nbs/01_data.ipynb #04908e3b
 PAD_CLASSES = ['ACK','BCC','MEL','NEV','SCC','SEK']
 
+# %% ../nbs/01_data.ipynb #0c33a89d
 def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
                     include_proxies:bool=False, # also feed `biopsed` (a label proxy) to the model
                     on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
@@ -298,10 +317,15 @@ DERM7PT_CLASS_MAP = {
                          'melanoma (more than 1.5 mm)','melanoma metastasis']},
     **{d:'MISC' for d in ['dermatofibroma','lentigo','melanosis','miscellaneous','vascular lesion']},
     'seborrheic keratosis':'SK'}
+
+# %% ../nbs/01_data.ipynb #7b96332c
 DERM7PT_CLASSES = ['BCC','MEL','MISC','NEV','SK']
+
+# %% ../nbs/01_data.ipynb #22735aaa
 DERM7PT_CRITERIA = ['pigment_network','streaks','pigmentation','regression_structures','dots_and_globules',
                     'blue_whitish_veil','vascular_structures']
 
+# %% ../nbs/01_data.ipynb #5fce765c
 def load_derm7pt(root:Path, # folder with `meta/` and `images/`
                  image:str='derm', # which image column: 'derm' (dermoscopic) or 'clinic'
                  include_proxies:bool=False, # also feed `management` and `level_of_diagnostic_difficulty`
@@ -345,6 +369,7 @@ def _official_split(meta:Path, n:int) -> list:
 # %% ../nbs/01_data.ipynb #e3c8c3bb
 ISIC_CLASSES = ['MEL','NV','BCC','AK','BKL','DF','VASC','SCC']
 
+# %% ../nbs/01_data.ipynb #70762320
 def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_Input/`
                   classes:list=None, # keep only these classes (default: all eight)
                   on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
@@ -376,6 +401,8 @@ def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_
 
 # %% ../nbs/01_data.ipynb #ed9b590f
 HAM_CLASSES = ['akiec','bcc','bkl','df','mel','nv','vasc']  # the `dx` codes, alphabetical
+
+# %% ../nbs/01_data.ipynb #9e56d719
 HAM_CATS, HAM_CONTS = ['sex','localization'], ['age']
 
 def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the images (any sub-folders)
@@ -401,6 +428,7 @@ def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the image
 # %% ../nbs/01_data.ipynb #24df76cc
 TIDY_COLUMNS = ('id','image','label','group','split')  # columns the tidy frame makes itself: not usable as metadata names
 
+# %% ../nbs/01_data.ipynb #74816fc5
 def check_meta_names(cat_names:list, # categorical metadata columns
                      cont_names:list, # numeric metadata columns
                      roles:dict, # {role: column} of the other columns (image, label)
@@ -482,6 +510,7 @@ def check_splits(df:pd.DataFrame, splits:list, classes:list=None) -> None:
                 raise DatasetError(f"fold {k} {part} part has no image of class(es) {short} "
                                    f"(groups per class: {n}); use fewer folds or more data for these classes")
 
+# %% ../nbs/01_data.ipynb #60c52cdc
 def kfold_splits(df:pd.DataFrame, # tidy frame with `label` and `group`
                  n_splits:int=5, # number of folds
                  seed:int=42, # shuffling seed
@@ -505,6 +534,7 @@ def kfold_splits(df:pd.DataFrame, # tidy frame with `label` and `group`
     check_splits(df, splits, classes)
     return splits
 
+# %% ../nbs/01_data.ipynb #8b2608a6
 def official_splits(df:pd.DataFrame) -> tuple:
     "derm7pt's published (train_idx, valid_idx, test_idx) from the `split` column."
     if 'split' not in df.columns: raise DatasetError("this frame has no official split (only derm7pt ships one)")
@@ -512,8 +542,11 @@ def official_splits(df:pd.DataFrame) -> tuple:
 
 # %% ../nbs/01_data.ipynb #602de09f
 MAX_ABS = 1e12  # |value| above this in a numeric column is a broken export, not a measurement: treated as missing
+
+# %% ../nbs/01_data.ipynb #9f17ffb4
 MAX_Z = 1e4     # standardised values are clipped to +-MAX_Z, so one absurd value cannot overflow the network
 
+# %% ../nbs/01_data.ipynb #12fa053d
 class MetaPreprocessor:
     "Fit-on-train encoding of metadata: categorical codes with an unknown slot, numeric fill + indicator + standardise."
     def __init__(self, cat_names:list, # categorical columns

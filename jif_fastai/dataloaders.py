@@ -49,6 +49,7 @@ IMAGE_NOTES = {  # lossy conversions: reported in a warning, never silent
     'nocache': 'could not be written to the presized cache (folder not writable or disk full): decoded without caching',
 }
 
+# %% ../nbs/04_dataloaders.ipynb #7f91c6aa
 def warn_images(notes:list, # (kind, path) pairs, kind a key of `IMAGE_NOTES`
                ) -> None:
     "One warning per kind of image conversion, with the count and the first files."
@@ -57,6 +58,7 @@ def warn_images(notes:list, # (kind, path) pairs, kind a key of `IMAGE_NOTES`
     for kind, ps in by.items():
         warnings.warn(f"{len(ps)} image(s) {IMAGE_NOTES[kind]} (first: {', '.join(ps[:3])})", stacklevel=3)
 
+# %% ../nbs/04_dataloaders.ipynb #29452d79
 def _note(notes, kind, path):
     if notes is None: warn_images([(kind, path)])
     else: notes.append((kind, path))
@@ -116,6 +118,7 @@ def default_cache_dir() -> Path:
     "Where presized images are cached: `$JIF_FASTAI_CACHE` or ~/.cache/jif_fastai/presized."
     return Path(os.environ.get('JIF_FASTAI_CACHE', Path.home()/'.cache'/'jif_fastai'/'presized'))
 
+# %% ../nbs/04_dataloaders.ipynb #228de055
 def atomic_write(path:Path, # file to (over)write
                  data:bytes|str, # its new content
                  fsync:bool=True): # flush to disk before the rename (survives a power cut, not only a crash)
@@ -131,6 +134,7 @@ def atomic_write(path:Path, # file to (over)write
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
+# %% ../nbs/04_dataloaders.ipynb #4395d65e
 class ImageCache:
     "Presized uint8 copies of images, on disk, keyed by source path + mtime + size."
     def __init__(self, size:int=256, # side of the cached square images
@@ -183,6 +187,7 @@ class ImageCache:
         "All `paths` as one (N,3,size,size) uint8 array (decoded in threads); one error lists every unreadable file."
         return _load_all(self.__getitem__, paths, self.size, n_workers)
 
+# %% ../nbs/04_dataloaders.ipynb #428ec966
 def _load_all(fn, paths, size, n_workers=None):
     "`fn(path, notes)` for every path into one (N,3,size,size) array; one warning per conversion kind, one error for all failures."
     n_workers = ifnone(n_workers, min(8, os.cpu_count() or 1))
@@ -217,6 +222,7 @@ class RowGetter:
     def __init__(self, arr, cast=None): store_attr()
     def __call__(self, i): return self.cast(self.arr[i]) if self.cast else self.arr[i]
 
+# %% ../nbs/04_dataloaders.ipynb #2e6e48e4
 def _as_image(a): return TensorImage(torch.from_numpy(a))
 def _as_tensor(a): return torch.from_numpy(np.ascontiguousarray(a))
 
@@ -229,6 +235,7 @@ def dermo_aug(size:int, # output side in pixels
     return aug_transforms(size=size, min_scale=min_scale, flip_vert=True, max_rotate=max_rotate,
                           max_lighting=max_lighting, max_warp=0., **kwargs)
 
+# %% ../nbs/04_dataloaders.ipynb #4a782fad
 def backbone_preprocessing(backbone:str=None) -> dict:
     "Mean, std and input size timm's pretrained `backbone` expects: dict(mean, std, size); ImageNet's and 224 px without a timm config."
     cfg = timm.get_pretrained_cfg(backbone) if backbone and ':' not in backbone else None  # None for unknown names and hub paths
@@ -236,6 +243,7 @@ def backbone_preprocessing(backbone:str=None) -> dict:
     d = timm.data.resolve_data_config({}, pretrained_cfg=cfg.to_dict())
     return dict(mean=list(d['mean']), std=list(d['std']), size=int(d['input_size'][-1]))
 
+# %% ../nbs/04_dataloaders.ipynb #31cce26d
 def _normalize(device, stats=None):
     "fastai `Normalize` with (mean, std) `stats` (default ImageNet's)."
     return Normalize.from_stats(*(stats or imagenet_stats), cuda=torch.device(device).type == 'cuda')
@@ -244,10 +252,12 @@ def default_cache_size(size:int) -> int:
     "Side of the presized cache for training at `size` (8/7 of it, e.g. 256 for 224: room for crops)."
     return int(round(size * 8 / 7))
 
+# %% ../nbs/04_dataloaders.ipynb #82cab116
 def valid_pipe(size:int, device='cpu', stats:tuple=None) -> Pipeline:
     "The validation image transforms: uint8 -> float, resize to `size`, normalise with (mean, std) `stats` (default ImageNet's)."
     return Pipeline([IntToFloatTensor(), RandomResizedCropGPU(size, min_scale=1., ratio=(1, 1)), _normalize(device, stats)], split_idx=1)
 
+# %% ../nbs/04_dataloaders.ipynb #e3f0237a
 def image_batch(images:np.ndarray, # (N,3,s,s) presized uint8 images
                 size:int, # model input side
                 device='cpu',
@@ -258,6 +268,7 @@ def image_batch(images:np.ndarray, # (N,3,s,s) presized uint8 images
     pipe = pipe or valid_pipe(size, device, stats)
     return pipe(TensorImage(torch.from_numpy(np.ascontiguousarray(images))).to(device))
 
+# %% ../nbs/04_dataloaders.ipynb #08e455a0
 def class_weights(labels, classes:list) -> torch.Tensor:
     "Balanced class weights N/(C*N_c) from training `labels`; error if a class is absent."
     labels = np.asarray(labels); missing = [c for c in classes if c not in set(labels)]
@@ -273,6 +284,7 @@ def meta_caption(preproc:MetaPreprocessor, cats, conts, n:int=3) -> str:
     row = preproc.decode_row(list(map(int, cats)), list(map(float, conts)))
     return '\n'.join([f'{k}={row[k]}' for k in preproc.cont_names + preproc.cat_names if row[k] != '?'][:n])
 
+# %% ../nbs/04_dataloaders.ipynb #738650e5
 def show_image_meta(items, preproc, titles=None, ncols:int=3, n_meta:int=3, figsize=None):
     "Grid of decoded (img, cats, conts, label) items with label (or `titles`) and metadata captions."
     nrows = int(np.ceil(len(items) / ncols))
@@ -284,6 +296,7 @@ def show_image_meta(items, preproc, titles=None, ncols:int=3, n_meta:int=3, figs
     fig.tight_layout()
     return fig
 
+# %% ../nbs/04_dataloaders.ipynb #c8278b34
 class ImageMetaDL(TfmdDL):
     "`TfmdDL` for (image, cats, conts, label) items that can show them and carries the metadata encoder."
     preproc = None
@@ -310,6 +323,7 @@ def device_arrays(host:tuple, # (images, cats, conts, labels) NumPy arrays of ev
     ts = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(torch.device(device)) for a in host)
     return (TensorImage(ts[0]), *ts[1:3], TensorCategory(ts[3]))
 
+# %% ../nbs/04_dataloaders.ipynb #e9549856
 class DeviceBatchDL(ImageMetaDL):
     "`ImageMetaDL` that makes each batch by indexing arrays kept on the device: no per-item work, no per-batch copy."
     def __init__(self, dataset=None, # `Datasets` subset whose items are row numbers into `arrays`
@@ -331,6 +345,7 @@ class DeviceBatchDL(ImageMetaDL):
             if self.drop_last and len(r) < self.bs: break
             yield tuple(a[r] for a in arrays)  # (B,3,s,s) uint8, (B,n_cat) int64, (B,n_cont) float32, (B,) int64
 
+# %% ../nbs/04_dataloaders.ipynb #f7fdc860
 def fits_device(nbytes:int, # bytes to keep on `device`
                 device) -> bool:
     "Whether `nbytes` may live on `device`: on the CPU always (shared, not copied), on a GPU up to 1/4 of its free memory."
@@ -341,9 +356,11 @@ def fits_device(nbytes:int, # bytes to keep on `device`
 # %% ../nbs/04_dataloaders.ipynb #c8754958
 FASTAI_TESTED = ('2.8',)  # fastai minor versions whose privates jif_fastai patches or overrides were written and tested for
 
+# %% ../nbs/04_dataloaders.ipynb #19e01e74
 class FastaiVersionError(RuntimeError):
     "A fastai private that jif_fastai patches or overrides is not the one it was written for."
 
+# %% ../nbs/04_dataloaders.ipynb #b06412ab
 def fastai_mismatch(owner, # module or class holding the private, e.g. `fastai.vision.augment`
                     name:str, # the private's name, e.g. `'_grid_sample'`
                     like, # our replacement or override: the private must have its signature
@@ -351,6 +368,7 @@ def fastai_mismatch(owner, # module or class holding the private, e.g. `fastai.v
     "None if fastai's `owner.name` is the one `like` was written for, else one line: what differs and what to do."
     return _mismatch(owner, name, like, getattr(owner, name, None), fastai.__version__, FASTAI_TESTED)
 
+# %% ../nbs/04_dataloaders.ipynb #151650f7
 @lru_cache(maxsize=None)  # `sync_free_augment` is entered once per batch: inspect each private once per version
 def _mismatch(owner, name, like, found, version, tested):
     "`fastai_mismatch` for the private `found`, fastai `version` and the `tested` versions."
@@ -383,6 +401,7 @@ def patch_fastai(owner, # module or class holding the private
     try: yield
     finally: setattr(owner, name, old)
 
+# %% ../nbs/04_dataloaders.ipynb #54afab2e
 def _grid_sample_sync_free(x, coords, mode='bilinear', padding_mode='reflection', align_corners=None):
     "fastai's `_grid_sample`, reading the zoom back from the device only when its pre-shrink can apply."
     if mode == 'bilinear':

@@ -45,6 +45,7 @@ def _csv(root=None, csv=None, **kwargs):
 DATASETS = {'pad-ufes-20': _pad, 'derm7pt': _rooted(load_derm7pt, 'derm7pt'),
             'isic-2019': _rooted(load_isic2019, 'isic-2019'), 'ham10000': _rooted(load_ham10000, 'ham10000'), 'csv': _csv}
 
+# %% ../nbs/03_datasets.ipynb #e30be523
 def load_dataset(name:str, # one of `DATASETS`
                  root:Path=None, # dataset folder in its publisher's layout (None: embedded sample, PAD-UFES-20 only)
                  classes:list=None, # keep only these classes, in this order (any dataset)

@@ -37,6 +37,7 @@ class GlooSafeDistributedDL(DistributedDL):
         dist.broadcast(t, rank)
         return t.cpu().tolist()
 
+# %% ../nbs/20_distributed.ipynb #fc473133
 @contextmanager
 def ddp_loaders(dls:DataLoaders): # the learner's loaders (`learn.dls`)
     "Within the block, when launched distributed, `dls`' loaders are `GlooSafeDistributedDL`s (which `distrib_ctx` keeps); restored after."
@@ -47,12 +48,14 @@ def ddp_loaders(dls:DataLoaders): # the learner's loaders (`learn.dls`)
     try: yield dls
     finally: dls.loaders = plain
 
+# %% ../nbs/20_distributed.ipynb #8bcb6f6a
 def params_sha256(model:torch.nn.Module) -> str:
     "Hash of all parameter values (identical on every rank under DDP)."
     h = hashlib.sha256()
     for p in model.parameters(): h.update(p.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/20_distributed.ipynb #256393ac
 class CountBatches(Callback):
     "Count the training batches this process runs."
     def before_fit(self): self.n = 0

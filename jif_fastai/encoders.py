@@ -23,6 +23,7 @@ __all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'Weight
 # %% ../nbs/05_encoders.ipynb #be9b9fb2
 PAPER_BACKBONES = ('densenet121', 'mobilenetv2_100', 'resnet50', 'efficientnet_b3', 'legacy_xception')
 
+# %% ../nbs/05_encoders.ipynb #fbb625c0
 def check_backbone(name:str) -> str:
     "Raise a `ValueError` with suggestions if `name` is not a timm architecture; return `name`."
     if ':' in name: return name  # 'hf-hub:...' / 'local-dir:...' sources are resolved by timm itself
@@ -34,6 +35,7 @@ def check_backbone(name:str) -> str:
                          + f"; the paper's backbones are {list(PAPER_BACKBONES)}.")
     return name
 
+# %% ../nbs/05_encoders.ipynb #aa7a095f
 def load_backbone_weights(model:nn.Module, weights_file:str|Path) -> nn.Module:
     "Load a local timm state dict into `model`, dropping classifier keys; strict about every backbone key."
     path = Path(weights_file)
@@ -49,6 +51,7 @@ def load_backbone_weights(model:nn.Module, weights_file:str|Path) -> nn.Module:
 class WeightsUnavailableError(RuntimeError):
     "Pretrained backbone weights could not be downloaded or loaded."
 
+# %% ../nbs/05_encoders.ipynb #53b6445b
 def weights_origin(model:nn.Module, # a timm model
                    pretrained:bool, # whether timm's pretrained weights were asked for
                    weights_file:str|Path=None, # the local state dict that was loaded, if any
@@ -60,6 +63,7 @@ def weights_origin(model:nn.Module, # a timm model
         return dict(source='timm', tag='.'.join(x for x in (cfg.get('architecture'), cfg.get('tag')) if x))
     return dict(source='random')
 
+# %% ../nbs/05_encoders.ipynb #1a700fff
 class ImageEncoder(nn.Module):
     "A timm backbone without classifier: image (B,3,S,S) -> feature map (B,C,h,w) -> pooled (B,C)."
     def __init__(self,

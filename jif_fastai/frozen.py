@@ -36,6 +36,7 @@ VIEWS = {  # name -> f((B,3,S,S)) -> (B,3,S,S): the dihedral group of the square
     'antitranspose': lambda x: x.flip(-2).flip(-1).transpose(-2, -1),
 }
 
+# %% ../nbs/13_frozen.ipynb #b3f8e6f8
 def view_names(n_views:int) -> list:
     "The first `n_views` names of `VIEWS` (1 = the identity only)."
     if not 1 <= n_views <= len(VIEWS): raise ValueError(f"n_views must be between 1 and {len(VIEWS)}, not {n_views}")
@@ -50,6 +51,7 @@ def state_digest(module:nn.Module) -> str:
         h.update(f'{k}{tuple(t.shape)}{t.dtype}'.encode()); h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/13_frozen.ipynb #a7c85863
 _ARRAY_DIGESTS = {}  # id -> (weakref to the array, digest): a 1.5 GB image array is hashed once per process
 
 def array_digest(a:np.ndarray) -> str:
@@ -117,6 +119,7 @@ class FeatureSet:
     def __init__(self, feats:Tensor, cats:Tensor, conts:Tensor, y:Tensor, rows:Tensor): store_attr()
     def __len__(self): return len(self.rows)
 
+# %% ../nbs/13_frozen.ipynb #eed0e1c8
 class FeatureDL(DataLoader):
     "Batches (features, cats, conts, y) of a `FeatureSet`; when shuffling, each epoch draws one view per row."
     def create_batches(self, samps):
@@ -151,10 +154,12 @@ class FeatureInput(nn.Module):
     def forward_features(self, x:Tensor) -> Tensor: return x if x.ndim == 4 else x[:, :, None, None]
     def forward(self, x:Tensor) -> Tensor: return Fusion.pool(self.forward_features(x))
 
+# %% ../nbs/13_frozen.ipynb #28f5afe5
 def feature_kind(model) -> str:
     "'map' when a head reads a fusion that looks at positions (`needs_map`), else 'pool'."
     return 'map' if model.structure.fuses and getattr(model.fusion, 'needs_map', False) else 'pool'
 
+# %% ../nbs/13_frozen.ipynb #4050c9b8
 @contextmanager
 def on_features(learn:Learner, fdls:DataLoaders):
     "Within the block, `learn` trains on `fdls` with `FeatureInput` in place of its image encoder."
@@ -171,6 +176,7 @@ def frozen_features(learn:Learner, n_views:int=1, # cached views per image (see 
     if not m.img_encoder.num_features: return np.zeros((len(views), len(dls.images), 0), np.float32)  # no backbone: nothing to encode
     return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, feature_kind(m)) for v in views])
 
+# %% ../nbs/13_frozen.ipynb #fb380877
 @patch
 def fit_frozen(self:Learner, n_epoch:int, # epochs
                lr=None, # learning rate (as for `fit`)

@@ -23,6 +23,7 @@ class FusionOutput(NamedTuple):
     meta:Tensor   # (B,Dm) metadata features (possibly enhanced by the image)
     joint:Tensor  # (B,Dj) joint multi-modal features
 
+# %% ../nbs/06_fusion.ipynb #ae41fcac
 class Fusion(nn.Module):
     "Base fusion module: (image map (B,C,h,w), metadata (B,M)) -> `FusionOutput`; sets `out_dims`."
     needs_map = False  # True if the output depends on the map's positions, not only on its average (see `fit_frozen`)
@@ -44,6 +45,7 @@ class Fusion(nn.Module):
 # %% ../nbs/06_fusion.ipynb #141d6c54
 FUSIONS = {}
 
+# %% ../nbs/06_fusion.ipynb #e5ef2db9
 def register_fusion(name:str):
     "Class decorator: register a `Fusion` subclass in `FUSIONS` under `name`."
     def _inner(cls):
@@ -52,6 +54,7 @@ def register_fusion(name:str):
         return cls
     return _inner
 
+# %% ../nbs/06_fusion.ipynb #f43eae43
 def create_fusion(name:str, img_dim:int, meta_dim:int, **kwargs) -> Fusion:
     "Create the fusion registered as `name` for inputs of widths `img_dim` (image map channels) and `meta_dim`."
     if name not in FUSIONS: raise ValueError(f"Unknown fusion {name!r}; registered fusions: {sorted(FUSIONS)}")

@@ -21,14 +21,16 @@ from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all, atomi
 from .structures import create_model, fuse_probs, branch_probs, JIFModel
 
 # %% auto #0
-__all__ = ['FORMAT', 'PICKLES', 'ModelFileError', 'export_jif', 'load_jif', 'JIFPredictor']
+__all__ = ['FORMAT', 'PICKLES', 'ModelFileError', 'export_jif', 'JIFPredictor', 'load_jif']
 
 # %% ../nbs/12_inference.ipynb #e211ca03
 FORMAT = 'jif_fastai-model/1'
 
+# %% ../nbs/12_inference.ipynb #7716e412
 class ModelFileError(ValueError):
     "A saved model folder that is missing, damaged, inconsistent or cannot be written."
 
+# %% ../nbs/12_inference.ipynb #96c59cbf
 def export_jif(learn:Learner, # a trained `jif_learner`
                path:Path, # folder to write `model.safetensors` and `config.json` into
                **extra) -> Path: # extra JSON-able fields to record (e.g. metrics)
@@ -49,50 +51,10 @@ def export_jif(learn:Learner, # a trained `jif_learner`
     atomic_write(path/'config.json', text)
     return path
 
+# %% ../nbs/12_inference.ipynb #140105c1
 PICKLES = ('*.pth', '*.pt', '*.pkl', '*.pickle', '*.bin', '*.ckpt')
 
-def _bad(f:Path, why:str): return ModelFileError(f"{f}: {why}")
-
-def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` / `model.safetensors`)
-               device=None, # where to run (default: CPU)
-              ) -> JIFPredictor:
-    "Load a model saved by `export_jif` (safetensors + JSON; nothing unpickled)."
-    path = Path(path)
-    if path.is_file() and path.name in ('config.json', 'model.safetensors'): path = path.parent
-    if not path.is_dir(): raise ModelFileError(f"{path}: model folder not found (expected a folder written by export_jif)")
-    cf, wf = path/'config.json', path/'model.safetensors'
-    for f in (cf, wf):
-        if not f.is_file():
-            pk = sorted(q.name for g in PICKLES for q in path.glob(g))
-            raise _bad(f, "not found (expected a folder written by export_jif)" + (
-                f"; {pk} look like pickled models, which are never loaded because unpickling can run arbitrary code: "
-                "re-save the model with export_jif" if pk else ''))
-    try: cfg = json.loads(cf.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _bad(cf, f"not valid JSON ({e}); the file is damaged or was edited") from e
-    if not isinstance(cfg, dict) or cfg.get('format') != FORMAT: raise _bad(cf, f"not a {FORMAT} config")
-    blob = wf.read_bytes()                                    # read once: checksum, then tensors
-    if hashlib.sha256(blob).hexdigest() != cfg.get('weights_sha256'):
-        raise _bad(wf, "checksum differs from the one in config.json (file truncated, damaged, replaced, or an "
-                       "interrupted save); re-save or re-download the model")
-    try: state = load_safetensors(blob)
-    except Exception as e: raise _bad(wf, f"cannot be read as safetensors ({type(e).__name__}: {e})") from e
-    try:
-        classes, dw = cfg['classes'], cfg['decision_weights']
-        if not (isinstance(classes, list) and classes and len(set(map(str, classes))) == len(classes)):
-            raise ValueError(f"'classes' must be a non-empty list of distinct names, not {classes!r}")
-        cfg['classes'] = [str(c) for c in classes]
-        for k, lo in (('size', 1), ('cache_size', 0)):   # cache_size 0: a model without an image encoder
-            if not isinstance(cfg[k], int) or cfg[k] < lo: raise ValueError(f"{k!r} must be an integer >= {lo}, not {cfg[k]!r}")
-        preproc = MetaPreprocessor.from_dict(cfg['preproc'])
-        m = dict(cfg['model'])
-        model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)
-        model.load_state_dict(state, strict=True)
-        if len(dw) != len(model.branches): raise ValueError(f"{len(dw)} decision weights for the branches {model.branches}")
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
-        raise _bad(cf, f"does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]}); "
-                       "was it edited? Restore the saved config.json") from e
-    return JIFPredictor(model, preproc, cfg, device, path)
-
+# %% ../nbs/12_inference.ipynb #54d9c8c9
 class JIFPredictor:
     "A loaded model that predicts class, fused and per-branch probabilities from images + metadata."
     def __init__(self, model:JIFModel, preproc:MetaPreprocessor, cfg:dict, device=None, path:Path=None):
@@ -168,3 +130,46 @@ class JIFPredictor:
         return r['pred'], probs, per_branch
 
     def __repr__(self): return f"JIFPredictor({self.cfg['model']}, classes={self.classes})"
+
+# %% ../nbs/12_inference.ipynb #a546e5a7
+def _bad(f:Path, why:str): return ModelFileError(f"{f}: {why}")
+
+def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` / `model.safetensors`)
+               device=None, # where to run (default: CPU)
+              ) -> JIFPredictor:
+    "Load a model saved by `export_jif` (safetensors + JSON; nothing unpickled)."
+    path = Path(path)
+    if path.is_file() and path.name in ('config.json', 'model.safetensors'): path = path.parent
+    if not path.is_dir(): raise ModelFileError(f"{path}: model folder not found (expected a folder written by export_jif)")
+    cf, wf = path/'config.json', path/'model.safetensors'
+    for f in (cf, wf):
+        if not f.is_file():
+            pk = sorted(q.name for g in PICKLES for q in path.glob(g))
+            raise _bad(f, "not found (expected a folder written by export_jif)" + (
+                f"; {pk} look like pickled models, which are never loaded because unpickling can run arbitrary code: "
+                "re-save the model with export_jif" if pk else ''))
+    try: cfg = json.loads(cf.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise _bad(cf, f"not valid JSON ({e}); the file is damaged or was edited") from e
+    if not isinstance(cfg, dict) or cfg.get('format') != FORMAT: raise _bad(cf, f"not a {FORMAT} config")
+    blob = wf.read_bytes()                                    # read once: checksum, then tensors
+    if hashlib.sha256(blob).hexdigest() != cfg.get('weights_sha256'):
+        raise _bad(wf, "checksum differs from the one in config.json (file truncated, damaged, replaced, or an "
+                       "interrupted save); re-save or re-download the model")
+    try: state = load_safetensors(blob)
+    except Exception as e: raise _bad(wf, f"cannot be read as safetensors ({type(e).__name__}: {e})") from e
+    try:
+        classes, dw = cfg['classes'], cfg['decision_weights']
+        if not (isinstance(classes, list) and classes and len(set(map(str, classes))) == len(classes)):
+            raise ValueError(f"'classes' must be a non-empty list of distinct names, not {classes!r}")
+        cfg['classes'] = [str(c) for c in classes]
+        for k, lo in (('size', 1), ('cache_size', 0)):   # cache_size 0: a model without an image encoder
+            if not isinstance(cfg[k], int) or cfg[k] < lo: raise ValueError(f"{k!r} must be an integer >= {lo}, not {cfg[k]!r}")
+        preproc = MetaPreprocessor.from_dict(cfg['preproc'])
+        m = dict(cfg['model'])
+        model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)
+        model.load_state_dict(state, strict=True)
+        if len(dw) != len(model.branches): raise ValueError(f"{len(dw)} decision weights for the branches {model.branches}")
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        raise _bad(cf, f"does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]}); "
+                       "was it edited? Restore the saved config.json") from e
+    return JIFPredictor(model, preproc, cfg, device, path)

@@ -39,6 +39,7 @@ def headless():
     try: yield
     finally: _HEADLESS.reset(tok)
 
+# %% ../nbs/14_interpret.ipynb #852b9cde
 def _subplots(nrows:int=1, ncols:int=1, figsize=None, **kwargs):
     "`plt.subplots` in notebooks; a detached Agg `Figure` under `headless()`."
     if not _HEADLESS.get(): return plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
@@ -166,6 +167,7 @@ def attention_map(model, # `Learner` or `JIFModel` with an MMFA fusion
     with eval_mode(m): m(img.to(dev), cats.to(dev), conts.to(dev))
     return fus.attn_weights.float().cpu()
 
+# %% ../nbs/14_interpret.ipynb #cbeb403e
 def plot_attention(model, # `Learner` or `JIFModel` with an MMFA fusion
                    batch, # (img, cats, conts[, y]) as the DataLoaders yield it
                    figsize=(11, 4.6)):
@@ -241,6 +243,7 @@ def denorm(img:Tensor, # (3,H,W) normalised image
     mean, std = (torch.tensor(s, dtype=torch.float32).view(3, 1, 1) for s in (stats or imagenet_stats))
     return (_plain(img)[0].detach().float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
+# %% ../nbs/14_interpret.ipynb #690b3399
 def plot_grad_cam(learn_or_model, # `Learner` or `JIFModel`
                   img:Tensor, # (B,3,H,W) (or (3,H,W)) normalised images
                   cats:Tensor, # (B,n_cat) category codes
@@ -305,6 +308,7 @@ def summarize_results(results:pd.DataFrame, # one row per fold/seed and setup
     out.index.name = 'setup'
     return out[out.n > 0].sort_values('mean', ascending=False)
 
+# %% ../nbs/14_interpret.ipynb #b17d19e7
 def plot_fusion_bars(results:pd.DataFrame, # one row per fold/seed and setup (columns setup or fusion/structure/backbone, metrics)
                      metric:str='bal_acc', # metric column to compare
                      title:str=None, figsize=None):
@@ -358,6 +362,7 @@ def save_fold_pictures(learn:Learner, # a trained `jif_learner`
                 paths.append(_save(fig, out/'grad_cam.png'))
     return paths
 
+# %% ../nbs/14_interpret.ipynb #91d5493d
 def save_run_pictures(results:pd.DataFrame, # one row per fold and setup (as written by the cross-validation)
                       out_dir:Path, # folder to write the PNGs into (created)
                       metrics:list=None, # metric columns to chart (default: bal_acc, accuracy, auc if present, else every numeric column)

@@ -29,6 +29,7 @@ __all__ = ['OPTIMIZERS', 'SCHEDULES', 'jif_learner']
 # %% ../nbs/11_learner.ipynb #3dcf44d8
 OPTIMIZERS = {'adam': Adam, 'sgd': partial(ForeachSGD, mom=0.9)}
 
+# %% ../nbs/11_learner.ipynb #50030c1b
 @delegates(create_model, but=['cat_cards', 'n_cont', 'n_classes'])
 def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
                 backbone:str='resnet50', # timm model name
@@ -55,6 +56,7 @@ def jif_learner(dls:ImageMetaDataLoaders, # from `ImageMetaDataLoaders.from_df`
     if ifnone(channels_last, torch.device(dls.device).type == 'cuda'): learn.to_channelslast(use_amp=False)  # precision stays your choice: .to_bf16() / .to_fp16()
     return learn
 
+# %% ../nbs/11_learner.ipynb #a0fb26bb
 @patch
 def fit_cosine(self:Learner, n_epoch:int, # epochs
                lr:float=1e-2, # peak learning rate (or a slice for discriminative rates)
@@ -62,6 +64,7 @@ def fit_cosine(self:Learner, n_epoch:int, # epochs
     "The paper's schedule: cosine annealing of the learning rate from `lr` to ~0 over `n_epoch`."
     return self.fit_flat_cos(n_epoch, lr, pct_start=0., **kwargs)
 
+# %% ../nbs/11_learner.ipynb #13ffd9f9
 SCHEDULES = {'one-cycle': Learner.fit_one_cycle, 'cosine': Learner.fit_cosine}
 
 # %% ../nbs/11_learner.ipynb #b8cd7ac0

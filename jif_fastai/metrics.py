@@ -25,10 +25,12 @@ def balanced_accuracy(y:np.ndarray, p:np.ndarray) -> float:
         warnings.simplefilter('ignore')
         return float(skm.balanced_accuracy_score(y, p.argmax(1)))
 
+# %% ../nbs/09_metrics.ipynb #cb33674f
 def top1_accuracy(y:np.ndarray, p:np.ndarray) -> float:
     "Fraction of argmax predictions that are right."
     return float((p.argmax(1) == y).mean())
 
+# %% ../nbs/09_metrics.ipynb #b6301863
 def macro_auc(y:np.ndarray, p:np.ndarray) -> float:
     "Macro one-vs-rest ROC AUC over the classes present in `y` (NaN if fewer than two)."
     present = np.unique(y)
@@ -39,6 +41,7 @@ def macro_auc(y:np.ndarray, p:np.ndarray) -> float:
     yy = np.searchsorted(np.flatnonzero(mask), y)
     return float(skm.roc_auc_score(yy, q, multi_class='ovr', average='macro')) if len(present) > 2 else float(skm.roc_auc_score(yy, q[:, 1]))
 
+# %% ../nbs/09_metrics.ipynb #b4f6d4df
 def _score(preds:Tensor, targs:Tensor, fn, branch:int=None, weights=None) -> float:
     "Score (N,K,C) logits with `fn(y, probs)`: fused probabilities, or one branch's."
     p = branch_probs(preds.float())[:, branch] if branch is not None else fuse_probs(preds.float(), weights)
@@ -57,12 +60,14 @@ def jif_metrics(branches:tuple, # branch names in output order
 # %% ../nbs/09_metrics.ipynb #caf5ea6d
 METRICS = {'bal_acc': balanced_accuracy, 'accuracy': top1_accuracy, 'auc': macro_auc}
 
+# %% ../nbs/09_metrics.ipynb #01e2e80d
 def scores(y:np.ndarray, # (N,) class indices
            p:np.ndarray, # (N,C) probabilities
            suffix:str='') -> dict:
     "`METRICS` of `p` against `y`, keys suffixed."
     return {f'{k}{suffix}': fn(y, p) for k, fn in METRICS.items()}
 
+# %% ../nbs/09_metrics.ipynb #a9060a6c
 def fold_scores(y:np.ndarray, # (N,) class indices
                 probs:np.ndarray, # (N,K,C) per-branch probabilities
                 branches:tuple, # branch names
@@ -82,6 +87,7 @@ def simplex_grid(k:int, # number of branches
     heads = [c for c in itertools.product(range(n + 1), repeat=k - 1) if sum(c) <= n]
     return np.array([list(c) + [n - sum(c)] for c in heads], np.float64) / n
 
+# %% ../nbs/09_metrics.ipynb #3b9a05ef
 def search_weights(probs:np.ndarray, # (N,K,C) per-branch probabilities
                    y:np.ndarray, # (N,) class indices
                    step:float=0.1, # grid spacing on the simplex

@@ -36,6 +36,7 @@ RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, nev
     fused_variant=('mmfa',),   # 'jif-fused' only where it differs from 'jif': concat, MetaNet, MetaBlock pass f_I, f_M through unchanged
     canary_per_class=60, pad_structure='meta', pad_epochs=30)
 
+# %% ../nbs/17_results.ipynb #8c86c1e8
 def _defaults(f) -> dict: return {k: repr(p.default) for k, p in inspect.signature(f).parameters.items() if p.default is not p.empty}
 
 def settings_hash(settings:dict=None) -> str:
@@ -46,13 +47,17 @@ def settings_hash(settings:dict=None) -> str:
 
 # %% ../nbs/17_results.ipynb #c996a0fe
 STRUCTURE_LABELS = {'jif': 'JIF', 'jif-fused': 'JIF(fused)', 'jf': 'JF', 'late': 'late fusion', 'image': 'image only', 'meta': 'metadata only'}
+
+# %% ../nbs/17_results.ipynb #b43c97e3
 FUSION_LABELS = {'mmfa': 'MMFA', 'concat': 'concat', 'metablock': 'MetaBlock', 'metanet': 'MetaNet'}
 
+# %% ../nbs/17_results.ipynb #4bbee8af
 def config_name(fusion:str, structure:str) -> str:
     "'JIF-MMFA'-style label of a configuration ('image only' / 'metadata only' / 'late fusion' without a fusion)."
     s = STRUCTURE_LABELS.get(structure, structure)
     return s if fusion == 'none' else f"{s}-{FUSION_LABELS.get(fusion, fusion)}"
 
+# %% ../nbs/17_results.ipynb #b3c392fd
 def per_class_recall(run_dir:Path) -> pd.DataFrame:
     "Per fold: the recall of each class (fused prediction), from a run folder's saved predictions."
     cfg, rows = json.loads((Path(run_dir)/'run.json').read_text())['config'], []
@@ -62,6 +67,7 @@ def per_class_recall(run_dir:Path) -> pd.DataFrame:
                                            for k, c in enumerate(cfg['classes'])}})
     return pd.DataFrame(rows)
 
+# %% ../nbs/17_results.ipynb #48866695
 def paired_differences(folds:pd.DataFrame, # one row per (config, fold) with `config` and metric columns
                        ref:str='JIF-MMFA', # the configuration compared with all others
                        metric:str='bal_acc') -> pd.DataFrame:
@@ -88,6 +94,7 @@ def canary_slice(df:pd.DataFrame, spec:DatasetSpec, per_class:int) -> pd.DataFra
     "The first `per_class` rows of each class, in file order."
     return df[df.groupby(spec.label, observed=True).cumcount() < per_class].reset_index(drop=True)
 
+# %% ../nbs/17_results.ipynb #947d62ce
 def canary(root:Path, # HAM10000 folder
            weights_file:Path, # the lite0 weights
            out:Path, # scratch folder for the run
@@ -129,8 +136,11 @@ def grid_tables(grid_dirs:list) -> tuple:
 
 # %% ../nbs/17_results.ipynb #7e07bf1d
 GRIDS = ('ham10000', 'ham10000-fused')   # run folders of the grid and of the 'jif-fused' variant
+
+# %% ../nbs/17_results.ipynb #3cb04926
 MISSING_RUNS = (('ham10000', 'jif'), ('ham10000-fused', 'jif-fused'), ('ham10000', 'jf'))   # JIF vs JF with metadata removed
 
+# %% ../nbs/17_results.ipynb #b4a1d3a9
 def write_tables(runs:Path, out:Path, settings:dict=None):
     "Tables and pictures of `out` from the finished run folders in `runs` (what `run_results` writes after training)."
     s, runs, out = dict(settings or RESULTS_SETTINGS), Path(runs), Path(out)

@@ -25,27 +25,53 @@ PAD_COLUMNS = ('patient_id', 'lesion_id', 'smoke', 'drink', 'background_father',
                'pesticide', 'gender', 'skin_cancer_history', 'cancer_history', 'has_piped_water',
                'has_sewage_system', 'fitspatrick', 'region', 'diameter_1', 'diameter_2', 'diagnostic', 'itch',
                'grew', 'hurt', 'changed', 'bleed', 'elevation', 'img_id', 'biopsed')
+
+# %% ../nbs/02_sample.ipynb #f6bd7e79
 CLASSES = tuple(PAD_CLASSES)  # the real dataset's classes, in its order (one list: `jif_fastai.data.PAD_CLASSES`)
+
+# %% ../nbs/02_sample.ipynb #5d668446
 PAD_COUNTS = dict(BCC=845, ACK=730, NEV=244, SEK=235, SCC=192, MEL=52)  # images per class in the real file
+
+# %% ../nbs/02_sample.ipynb #d2110856
 SYMPTOMS = ('itch', 'grew', 'hurt', 'changed', 'bleed', 'elevation')
+
+# %% ../nbs/02_sample.ipynb #987c8117
 BLANK_BLOCK = ('smoke', 'drink', 'background_father', 'background_mother', 'pesticide', 'gender',
                'skin_cancer_history', 'cancer_history', 'has_piped_water', 'has_sewage_system', 'fitspatrick',
                'diameter_1', 'diameter_2')  # all blank together for second-phase (non-biopsied) patients
+
+# %% ../nbs/02_sample.ipynb #526c756d
 MARKER = '.jif_fastai_sample.json'  # written last: a sample is complete iff this file exists
+
+# %% ../nbs/02_sample.ipynb #6c089135
 GEN_VERSION = 1                     # bump when the generator's output changes (invalidates caches)
 
 # %% ../nbs/02_sample.ipynb #170f4cf8
 REGION_P = dict(FACE=570, FOREARM=392, CHEST=280, BACK=248, ARM=192, NOSE=158, HAND=126, NECK=93, THIGH=73, EAR=73,
                 ABDOMEN=36, LIP=23, SCALP=18, FOOT=16)
+
+# %% ../nbs/02_sample.ipynb #21df249b
 FATHER_P = dict(POMERANIA=530, GERMANY=466, ITALY=250, UNK=95, BRAZIL=89, BRASIL=40, NETHERLANDS=19, PORTUGAL=15,
                 POLAND=7, CZECH=3, AUSTRIA=1, SPAIN=1, ISRAEL=1)  # BRASIL boosted from 3
+
+# %% ../nbs/02_sample.ipynb #8b541763
 MOTHER_P = dict(POMERANIA=533, GERMANY=482, ITALY=236, UNK=84, BRAZIL=81, PORTUGAL=20, NETHERLANDS=20, POLAND=9,
                 NORWAY=7, FRANCE=2, SPAIN=2)
+
+# %% ../nbs/02_sample.ipynb #e801fa12
 FITZ_P = {1: 153, 2: 876, 3: 392, 4: 62, 5: 20, 6: 8}  # types 5, 6 boosted from 10, 1
+
+# %% ../nbs/02_sample.ipynb #c4abe2a9
 TRUE_P = dict(smoke=.135, drink=.246, pesticide=.400, skin_cancer_history=.456, cancer_history=.521,
               has_piped_water=.618, has_sewage_system=.566)  # P(True) among filled rows
+
+# %% ../nbs/02_sample.ipynb #6377feb0
 UNK_P = dict(itch=.004, grew=.17, hurt=.004, changed=.17, bleed=.004, elevation=.002)
+
+# %% ../nbs/02_sample.ipynb #0c397c13
 PATIENT_SIZES = {1: 829, 2: 328, 3: 132, 4: 42, 5: 21, 6: 12, 7: 6, 10: 3}  # patients with k images
+
+# %% ../nbs/02_sample.ipynb #4b551c2b
 BIOPSY_P = dict(ACK=.24, BCC=1., MEL=1., NEV=.25, SCC=1., SEK=.06)
 
 # %% ../nbs/02_sample.ipynb #26309117
@@ -53,7 +79,11 @@ LOOKS = {  # image cue: mean lesion RGB and texture strength
     'pigmented': dict(rgb=(100, 62, 45), texture=.10),
     'pink':      dict(rgb=(198, 104, 108), texture=.06),
     'scaly':     dict(rgb=(172, 148, 108), texture=.22)}
+
+# %% ../nbs/02_sample.ipynb #f732f8c6
 CLASS_LOOK = dict(MEL='pigmented', NEV='pigmented', BCC='pink', SCC='pink', ACK='scaly', SEK='scaly')
+
+# %% ../nbs/02_sample.ipynb #9665a61e
 PROFILES = {  # metadata cue: age (mean, sd), diameter_1 mm (mean, sd), typical regions, P(symptom is True)
     'evolving': dict(age=(67, 12), diam=(14, 6), regions=('FOREARM', 'ARM', 'HAND', 'THIGH', 'FOOT'),
                      itch=.35, grew=.85, hurt=.45, changed=.75, bleed=.45, elevation=.65),
@@ -61,7 +91,11 @@ PROFILES = {  # metadata cue: age (mean, sd), diameter_1 mm (mean, sd), typical 
                      itch=.25, grew=.35, hurt=.05, changed=.15, bleed=.05, elevation=.55),
     'sun':      dict(age=(63, 12), diam=(10, 5), regions=('FACE', 'NOSE', 'EAR', 'LIP', 'SCALP', 'NECK'),
                      itch=.80, grew=.30, hurt=.15, changed=.10, bleed=.30, elevation=.50)}
+
+# %% ../nbs/02_sample.ipynb #192c5e20
 CLASS_PROFILE = dict(MEL='evolving', SCC='evolving', NEV='trunk', SEK='trunk', BCC='sun', ACK='sun')
+
+# %% ../nbs/02_sample.ipynb #51700f86
 REGION_FIDELITY = .75  # P(region drawn from the profile's list rather than the real marginal)
 
 # %% ../nbs/02_sample.ipynb #84ad1a60
@@ -176,8 +210,11 @@ def sample_metadata(n:int=300, # number of images (rows)
 # %% ../nbs/02_sample.ipynb #8677ae90
 SKIN = {1: (238, 206, 186), 2: (226, 186, 156), 3: (204, 158, 124), 4: (170, 122, 88), 5: (128, 88, 62),
         6: (88, 60, 44)}  # background RGB per Fitzpatrick type
+
+# %% ../nbs/02_sample.ipynb #382ec335
 COLOUR_SD = 18.            # per-lesion, per-channel jitter of the look's mean RGB
 
+# %% ../nbs/02_sample.ipynb #9679c076
 def lesion_look(cls:str, rng) -> dict:
     "Random appearance of one lesion of class `cls`: colour family and texture of its look, random shape"
     L = LOOKS[CLASS_LOOK[cls]]
@@ -186,6 +223,7 @@ def lesion_look(cls:str, rng) -> dict:
                 texture=L['texture'] * rng.uniform(.7, 1.3), axes=rng.uniform(.11, .27, 2),
                 lobes=int(rng.integers(3, 8)), wobble=rng.uniform(.04, .16), phase=rng.uniform(0, 2 * np.pi))
 
+# %% ../nbs/02_sample.ipynb #7e86c110
 def skin_tone(fitspatrick:str, rng) -> np.ndarray:
     "Background RGB for a `fitspatrick` value ('1.0'-'6.0', or '' for unknown: drawn from types 1-3)"
     t = int(float(fitspatrick)) if fitspatrick else int(rng.choice([1, 2, 3], p=[.15, .6, .25]))
@@ -308,10 +346,12 @@ def cache_dir() -> Path:
     if os.environ.get('JIF_FASTAI_CACHE'): return Path(os.environ['JIF_FASTAI_CACHE']).expanduser()
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache').expanduser() / 'jif_fastai'
 
+# %% ../nbs/02_sample.ipynb #07f35f6c
 def sample_name(n_images:int=300, size:int=128, seed:int=0, full_size:bool=False, rgba_frac:float=0.1) -> str:
     "Directory name that encodes the generator version and parameters of a sample"
     return f"sample-v{GEN_VERSION}-n{n_images}-{'full' if full_size else size}-seed{seed}-rgba{rgba_frac:g}"
 
+# %% ../nbs/02_sample.ipynb #ce25eb49
 def sample_root(n_images:int=300,     # images in the sample
                 size:int=128,         # long image side in pixels
                 seed:int=0,           # random seed

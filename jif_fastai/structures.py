@@ -27,9 +27,14 @@ __all__ = ['BRANCHES', 'BRANCH_FEATURES', 'INDIVIDUAL', 'STRUCTURES', 'LOSS_WEIG
 
 # %% ../nbs/08_structures.ipynb #f4663d17
 BRANCHES = ('joint', 'image', 'meta')
+
+# %% ../nbs/08_structures.ipynb #9181a234
 BRANCH_FEATURES = {'joint': 'joint', 'image': 'img', 'meta': 'meta'}  # branch -> `FusionOutput` field
+
+# %% ../nbs/08_structures.ipynb #afccf626
 INDIVIDUAL = ('encoder', 'fused')  # where the image/meta heads read: the encoders' outputs (the paper's) or the fusion's views
 
+# %% ../nbs/08_structures.ipynb #8368319a
 def _floats(xs) -> tuple: return tuple(float(x) for x in xs)
 
 @dataclass
@@ -62,42 +67,50 @@ class Structure:
 # %% ../nbs/08_structures.ipynb #30fc8013
 STRUCTURES = {}
 
+# %% ../nbs/08_structures.ipynb #eb138726
 def register_structure(name:str):
     "Decorator: register a factory `f(lam, decision_weights) -> Structure` in `STRUCTURES` under `name`."
     def _inner(f): STRUCTURES[name] = f; return f
     return _inner
 
+# %% ../nbs/08_structures.ipynb #50bc8bd2
 def get_structure(name:str|Structure, lam:float=0.5, decision_weights:Sequence=None) -> Structure:
     "The `Structure` registered as `name` (a `Structure` is returned unchanged)."
     if isinstance(name, Structure): return name
     if name not in STRUCTURES: raise ValueError(f"Unknown structure {name!r}; registered structures: {sorted(STRUCTURES)}")
     return STRUCTURES[name](lam=lam, decision_weights=decision_weights)
 
+# %% ../nbs/08_structures.ipynb #601a44d1
 @register_structure('jif')
 def jif_structure(lam=0.5, decision_weights=None):
     "Joint-individual fusion: joint + image + metadata heads, loss weights (1, lam, lam)."
     return Structure('jif', ('joint', 'image', 'meta'), (1., lam, lam), decision_weights)
 
+# %% ../nbs/08_structures.ipynb #65dc37d0
 @register_structure('jif-fused')
 def jif_fused_structure(lam=0.5, decision_weights=None):
     "JIF variant: the image and metadata heads read the fusion's enhanced views instead of the encoders' outputs."
     return Structure('jif-fused', ('joint', 'image', 'meta'), (1., lam, lam), decision_weights, individual='fused')
 
+# %% ../nbs/08_structures.ipynb #da407e5f
 @register_structure('jf')
 def jf_structure(lam=0.5, decision_weights=None):
     "Joint fusion: a single head on the joint features."
     return Structure('jf', ('joint',), (1.,), decision_weights)
 
+# %% ../nbs/08_structures.ipynb #1db56986
 @register_structure('late')
 def late_structure(lam=0.5, decision_weights=None):
     "Late fusion: independent image and metadata heads, softmax outputs averaged."
     return Structure('late', ('image', 'meta'), (1., 1.), decision_weights, fusion='none')
 
+# %% ../nbs/08_structures.ipynb #e4ed6d8a
 @register_structure('image')
 def image_structure(lam=0.5, decision_weights=None):
     "Image only: one head on the pooled image features."
     return Structure('image', ('image',), (1.,), decision_weights, fusion='none')
 
+# %% ../nbs/08_structures.ipynb #11046c11
 @register_structure('meta')
 def meta_structure(lam=0.5, decision_weights=None):
     "Metadata only: one head on the metadata features."
@@ -108,6 +121,7 @@ def branch_probs(logits:Tensor) -> Tensor:
     "Per-branch class probabilities: (B,K,C) logits -> (B,K,C) float32 softmax over classes (also for fp16/bf16 logits)."
     return logits.float().softmax(-1)
 
+# %% ../nbs/08_structures.ipynb #1dea80cb
 def weighted_vote(probs:Tensor|np.ndarray, weights:Sequence|Tensor=None) -> Tensor|np.ndarray:
     "Decision fusion of per-branch probabilities: (B,K,C) -> (B,C) = sum_k w_k p_k, weights normalised (default equal)."
     if isinstance(probs, np.ndarray): return weighted_vote(torch.from_numpy(probs).double(), weights).numpy()  # NumPy in, NumPy out
@@ -116,6 +130,7 @@ def weighted_vote(probs:Tensor|np.ndarray, weights:Sequence|Tensor=None) -> Tens
     if w.shape != (K,): raise ValueError(f"got {w.numel()} decision weights for {K} branches")
     return (probs * (w / w.sum())[None, :, None]).sum(1)  # (B,K,C) * (1,K,1) -> (B,C)
 
+# %% ../nbs/08_structures.ipynb #520f5b92
 def fuse_probs(logits:Tensor, weights:Sequence|Tensor=None) -> Tensor:
     "Decision fusion: (B,K,C) logits -> (B,C) = sum_k w_k softmax(logits_k), weights normalised (default equal)."
     return weighted_vote(branch_probs(logits), weights)
@@ -218,6 +233,7 @@ class JIFModel(nn.Module):
         "The `JIFLoss` matching this model's structure, with optional (C,) class `weight`."
         return JIFLoss.from_structure(self.structure, weight=weight, **kwargs)
 
+# %% ../nbs/08_structures.ipynb #e0e3d309
 def jif_splitter(model:JIFModel) -> list:
     "fastai splitter: [image backbone params, everything else] (for `freeze` / discriminative learning rates)."
     rest = [p for m in (model.meta_encoder, model.fusion, model.heads) for p in params(m)]
@@ -268,6 +284,7 @@ class UncertaintyJIFLoss(JIFLoss):
         "Current effective branch weights exp(-s_k)."
         return torch.exp(-self.log_vars.detach()).cpu().tolist()
 
+# %% ../nbs/08_structures.ipynb #12a856b1
 def _splitter_with(model, loss):
     "`jif_splitter` with the loss's parameters added to the last (heads) group."
     groups = jif_splitter(model)
@@ -277,6 +294,7 @@ def fixed_weighting(learn:Learner) -> Learner:
     "Keep the structure's fixed loss weights (the paper's)."
     return learn
 
+# %% ../nbs/08_structures.ipynb #14f2b1ba
 def uncertainty_weighting(learn:Learner) -> Learner:
     "Replace the loss by `UncertaintyJIFLoss` and train its weights with the model."
     old = learn.loss_func
@@ -285,8 +303,10 @@ def uncertainty_weighting(learn:Learner) -> Learner:
     learn.splitter = partial(_splitter_with, loss=learn.loss_func)
     return learn
 
+# %% ../nbs/08_structures.ipynb #efa2bd73
 LOSS_WEIGHTINGS = {'fixed': fixed_weighting, 'uncertainty': uncertainty_weighting}
 
+# %% ../nbs/08_structures.ipynb #15d8b290
 def loss_weights(learn:Learner) -> list:
     "The branch weights of `learn`'s loss (learned ones after training with 'uncertainty')."
     return list(getattr(learn.loss_func, 'weights', learn.loss_func.loss_weights))

@@ -28,6 +28,7 @@ def choose_weights(recs:list, # fold records with predictions
         res.append((None if P is None else search_weights(P, Y, step)[0], search_weights(r['probs'], r['y'], step)[0]))
     return res
 
+# %% ../nbs/15_tables.ipynb #38d9667e
 def _wstr(w) -> str: return '' if w is None else '/'.join(f'{x:.2f}' for x in w)
 
 def _nan_scores(suffix): return {f'{m}{suffix}': np.nan for m in METRICS}
@@ -43,12 +44,14 @@ def fold_table(recs:list, step:float=0.1) -> pd.DataFrame:
                          loss_w=_wstr(r['loss_weights']), best_epoch=r['best_epoch'], minutes=r['seconds'] / 60))
     return pd.DataFrame(rows)
 
+# %% ../nbs/15_tables.ipynb #04df6186
 def with_mean_std(t:pd.DataFrame) -> pd.DataFrame:
     "`t` with `mean` and `std` rows (numeric columns) appended; `fold` becomes a label column."
     num = t.drop(columns='fold').select_dtypes('number')
     extra = pd.DataFrame([num.mean(), num.std(ddof=1) if len(t) > 1 else num.mean() * np.nan])
     return pd.concat([t.astype({'fold': str}), extra.assign(fold=['mean', 'std'])], ignore_index=True)
 
+# %% ../nbs/15_tables.ipynb #60f5da9d
 def _cell(v) -> str:
     if isinstance(v, float): return '' if np.isnan(v) else f'{v:.3f}'
     return str(v)
@@ -57,10 +60,12 @@ def fold_rows(res:pd.DataFrame) -> pd.DataFrame:
     "The per-fold rows of a results table (without `mean` and `std`)."
     return res[~res.fold.isin(['mean', 'std'])]
 
+# %% ../nbs/15_tables.ipynb #c02a7396
 def mean_std(t:pd.DataFrame, cols:list) -> dict:
     "{col: 'mean ± std'} over the rows of `t`."
     return {c: f'{t[c].mean():.3f} ± {t[c].std(ddof=1):.3f}' if len(t) > 1 else f'{t[c].mean():.3f}' for c in cols}
 
+# %% ../nbs/15_tables.ipynb #c3e4d2b5
 def results_markdown(t:pd.DataFrame, cfg:dict) -> str:
     "Markdown: the configuration line, then metrics (rows) by fold and mean ± std (columns)."
     cols = [c for c in t.columns if c not in ('fold', 'n', 'minutes', 'best_epoch')]
@@ -77,6 +82,7 @@ def missing_table(recs:list) -> pd.DataFrame:
     "Scores with metadata removed: one row per (fold, fraction)."
     return pd.DataFrame([dict(fold=r['fold'], **m) for r in recs for m in r['missing']])
 
+# %% ../nbs/15_tables.ipynb #64750d2a
 def plot_missing(mt:pd.DataFrame, # from `missing_table`
                  metric:str='bal_acc', # score to plot
                  ax=None, title:str=None):

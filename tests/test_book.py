@@ -322,13 +322,15 @@ def test_strip_directives_maps_flags_to_tags(tmp_path):
 def test_strip_directives_cleans_show_doc_output():
     sd = _load_tool('strip_directives')
     out = {'output_type': 'execute_result', 'metadata': {}, 'execution_count': 1,
-           'data': {'text/markdown': ['---\n', '\n', '### double\n', '\n', '```python\n', 'def double(x)\n', '```\n'],
+           'data': {'text/markdown': ['---\n', '\n', '[source](https://github.com/x/y.py#L3){target="_blank" style="float:right"}\n', '\n',
+                                      '### double\n', '\n', '```python\n', 'def double(x)\n', '```\n'],
                     'text/plain': ['def double(x)']}}
     cell = sd.process_cell(_code('show_doc(double)', outputs=[out]))
     md = cell['outputs'][0]['data']['text/markdown']
     md = ''.join(md) if isinstance(md, list) else md
     assert not md.lstrip().startswith('---'), 'a transition inside an output crashes docutils'
     assert '### double' in md and '```python\ndef double(x)\n```' in md
+    assert '[source](https://github.com/x/y.py#L3)\n' in md and 'target=' not in md, 'Quarto link attributes would show as text'
 
 def test_add_colab_idempotent(tmp_path):
     ac = _load_tool('add_colab')

@@ -31,10 +31,10 @@ INSTALL_MARK = '#| colab'        # identifies our install cell
 INSTALL_SPEC = 'git+https://github.com/jif-fastai/jif_fastai.git@main'
 INSTALL_SRC = f"""#| hide
 #| colab
-# On Google Colab: install jif_fastai (this cell is skipped by the tests and left out of the docs)
+# On Google Colab: install jif_fastai, and nbdev for `show_doc` (this cell is skipped by the tests and left out of the docs)
 import sys
 if 'google.colab' in sys.modules:
-    !pip install -q '{INSTALL_SPEC}'"""
+    !pip install -q '{INSTALL_SPEC}' nbdev"""
 
 def colab_url(name:str) -> str: return f'https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/{NBS}/{name}'
 def badge_src(name:str) -> str: return f'[![Open In Colab]({BADGE_IMG})]({colab_url(name)})'

@@ -73,6 +73,12 @@ def drop_breaks(md:str) -> str:
         out.append(line); prev = line if line else prev
     return ''.join(out).lstrip('\n')
 
+_re_attrs = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
+
+def drop_link_attrs(md:str) -> str:
+    "Remove Quarto link attributes (`[source](url){target=\"_blank\" ...}`, written by nbdev's `show_doc`), which MyST prints as text."
+    return _re_attrs.sub(r'\1', md)
+
 _re_bar_only = re.compile(r'^\s*(█\s*)*$|^\s*Epoch \d+/\d+ :.*$|^.*\|[█-]+\| [\d.]+% \[.*$')
 
 def render_progress(text:str) -> str:
@@ -99,7 +105,7 @@ def process_cell(cell:dict) -> dict:
     cell['outputs'] = [o for o in cell.get('outputs', []) if not (o.get('output_type') == 'stream' and not _src(dict(source=o['text'])).strip())]
     for out in cell.get('outputs', []):
         md = out.get('data', {}).get('text/markdown')
-        if md is not None: out['data']['text/markdown'] = drop_breaks(''.join(md) if isinstance(md, list) else md)
+        if md is not None: out['data']['text/markdown'] = drop_link_attrs(drop_breaks(''.join(md) if isinstance(md, list) else md))
     return cell
 
 def process_nb(path:Path) -> None:
