@@ -672,12 +672,9 @@ def markdown_table(results:list) -> str:
     "One Markdown row per run: throughput ratios to the limit, memory ratio, protocol estimate."
     cols = ['model', 'pipeline', 'pipeline_stock', 'epoch', 'loader_raw', 'loader_cache', 'loader_device', 'infer']
     cols += [c for c in ('model_compiled', 'pipeline_compiled') if any(c in r['ratios'] for r in results)]
-    head = '| run | device | limit img/s | ' + ' | '.join(f'{c} ×' for c in cols) + ' | mem model × | protocol, min (extrap.) |'
-    lines = [head, '|' + '---|'*(len(cols) + 5)]
-    for r in results:
-        rat, p, mem = r['ratios'], r.get('protocol', {}).get('default'), r['memory_ratios'].get('model')
-        cells = [f"{rat[c]:.2f}" if c in rat else '-' for c in cols]
-        prot, mems = (f"{p['minutes']:.1f}" if p else '-'), (f'{mem:.2f}' if mem else '-')
-        lines.append(f"| {r.get('run', r['config']['backbone'])} | {r['env']['device']} | {r['results']['limit']['img_s']:.0f} | "
-                     + ' | '.join(cells) + f" | {mems} | {prot} |")
-    return '\n'.join(lines)
+    fmt = lambda v, f: '-' if v is None else format(v, f)
+    rows = [{'run': r.get('run', r['config']['backbone']), 'device': r['env']['device'], 'limit img/s': fmt(r['results']['limit']['img_s'], '.0f'),
+             **{f'{c} ×': fmt(r['ratios'].get(c), '.2f') for c in cols},
+             'mem model ×': fmt(r['memory_ratios'].get('model') or None, '.2f'),
+             'protocol, min (extrap.)': fmt((r.get('protocol', {}).get('default') or {}).get('minutes'), '.1f')} for r in results]
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)   # numbers stay as formatted here
