@@ -1,4 +1,4 @@
-"""`download_dataset(name, dest)` and `jif-fastai download NAME`: fetch a public dataset from its publisher, resumably, verify it, and unpack it into the layout the loaders read — or say which manual step is needed.
+"""`load_dataset(name, root)` reads any supported dataset by name (`DATASETS`) into a tidy frame and its `DatasetSpec`; `download_dataset(name, dest)` and `jif-fastai download NAME` fetch a public dataset from its publisher, resumably, verify it, and unpack it into the layout the loaders read — or say which manual step is needed.
 
 Docs: https://jif-fastai.github.io/jif_fastai/datasets.html.md"""
 
