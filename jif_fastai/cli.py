@@ -121,10 +121,10 @@ def check_device(device:str) -> None:
 
 # %% ../nbs/18_cli.ipynb #cc922e13
 def check_values(s:dict, # the resolved settings (preset + flags)
-                 split:str, seed:int, lam:float, threads:int, classes:str) -> None:
+                 split:str, seed:int, lam:float, threads:int, classes:str, frozen:bool=False, views:int=1) -> None:
     "Raise `UsageError` naming the first flag outside its valid range."
-    try: check_settings('--', epochs=s['epochs'], bs=s['bs'], lr=s['lr'], size=s['size'], seed=seed, lam=lam,
-                        **({'folds': s['folds']} if split == 'kfold' else {}))
+    try: check_settings('--', split, frozen, epochs=s['epochs'], bs=s['bs'], lr=s['lr'], size=s['size'], seed=seed, lam=lam,
+                        folds=s['folds'], views=views)
     except ValueError as e: raise UsageError(str(e)) from e
     if threads is not None and threads < 1: raise UsageError(f"--threads {threads}: must be an integer >= 1")
     cl = _list(classes)
@@ -192,21 +192,20 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
     "Cross-validate JIF-MMFA (or an ablation grid) and print the results table."
     check_flags(dataset, root, split, classes, csv, image_col, label_col, cat, cont, group_col)
     if weights_file is not None and not Path(weights_file).is_file(): raise UsageError(f"--weights-file {weights_file}: no such file")
-    if not 1 <= views <= 8: raise UsageError(f"--views must be between 1 and 8, not {views}")
-    if views > 1 and not frozen: raise UsageError("--views applies to --frozen runs only")
     name, s = resolve_preset(root is None and dataset == 'pad-ufes-20', backbone=backbone, size=size, folds=folds, epochs=epochs, bs=bs, lr=lr,
                              schedule=schedule, opt=opt, pretrained=pretrained)
-    check_values(s, split, seed, lam, threads, classes)
+    check_values(s, split, seed, lam, threads, classes, frozen, views)
     check_device(device)
     if dataset == 'csv': check_meta_names(_list(cat), _list(cont), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
     for flag, names in (('--backbone', bbs), ('--fusion', fus), ('--structure', sts)):
         if not names: raise UsageError(f"{flag}: no name given; give at least one (comma-separated)")
-    try: check_grid(bbs, fus, sts, s['schedule'], s['opt'], loss_weighting, split)   # the library's check, before --out is created
+    try: runs = check_grid(bbs, fus, sts, s['schedule'], s['opt'], loss_weighting, split)   # the library's check, before --out is created
     except ValueError as e: raise UsageError(str(e)) from e
     dw = check_weights(decision_weights, sts, lam)
-    grid = len(bbs) * len(fus) * len(sts) > 1
-    out = check_writable(out or Path('runs')/(f'grid-{dataset}' if grid else f"{dataset}-{sts[0]}-{fus[0]}-{bbs[0]}"))
+    grid = len(runs) > 1   # distinct runs: `--structure image` trains once whatever the fusions
+    b, f, st = runs[0]
+    out = check_writable(out or Path('runs')/(f'grid-{dataset}' if grid else f"{dataset}-{st}-{f}-{b}"))
     if threads: torch.set_num_threads(threads)
     print(describe(name, s, [k for k, v in s.items() if v != PRESETS[name][k]], weights_file, frozen))
     kw = dict({k: v for k, v in s.items() if k != 'backbone'}, root=root, weights_file=weights_file, frozen=frozen, views=views,
@@ -216,7 +215,7 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
         res = run_grid(dataset, bbs, fus, sts, out_dir=out, **kw)
         print(f"\n{(out/'grid.md').read_text()}\nresults: {out}/grid.csv, one folder per configuration")
     else:
-        res = run_cv(dataset, bbs[0], fus[0], sts[0], out_dir=out, **kw)
+        res = run_cv(dataset, *runs[0], out_dir=out, **kw)
         print(f"\n{(out/'results.md').read_text()}\nmetadata removed at test time (balanced accuracy):\n"
               f"{(out/'missing.md').read_text()}\nreference: {(out/'reference.md').read_text()}\n"
               f"results: {out}/results.csv, models: {out}/models/")
@@ -278,8 +277,8 @@ def sample(out:Annotated[Path, "folder to create (must not exist, or be empty)",
     if n_images < 60: raise UsageError(f"--n-images {n_images}: must be an integer >= 60 (fewer cannot fill the suggested 5 folds x 6 classes)")
     if size < 8 and not full_size: raise UsageError(f"--size {size}: must be an integer >= 8 (pixels)")
     root = make_sample(out, n_images=n_images, size=size, seed=seed, full_size=full_size)
-    print(f"wrote {n_images} images + metadata.csv to {root}\ntrain on it: jif-fastai train --root {root} "
-          f"--backbone resnet10t --size 64 --no-pretrained --opt adam --schedule one-cycle --lr 3e-3 --epochs 5")
+    flags = ' '.join(f'--{k}' if v is True else f'--no-{k}' if v is False else f'--{k} {v}' for k, v in PRESETS['sample'].items())
+    print(f"wrote {n_images} images + metadata.csv to {root}\ntrain on it: jif-fastai train --root {root} {flags}")  # --root: not the preset
     return root
 
 # %% ../nbs/18_cli.ipynb #569aabb5

@@ -26,14 +26,16 @@ def jsonable(o):
 
 # %% ../nbs/00_core.ipynb #97368f9d
 def moved_names(module:str, # the old module's `__name__`
-                names:dict, # old name -> 'new.module:new_name' (moved), or a sentence saying what to use (removed)
+                moved:dict=None, # new module -> the names that moved there unchanged
+                renamed:dict=None, # old name -> 'new.module:new_name'
+                removed:dict=None, # old name -> what to use instead
                ):
-    "A module `__getattr__` that resolves names moved elsewhere, with a `DeprecationWarning` naming the new place."
+    "A module `__getattr__` that resolves names moved elsewhere, with a `DeprecationWarning` naming the new place, and explains removed ones."
+    where = {n: f'{m}:{n}' for m, names in (moved or {}).items() for n in names} | (renamed or {})
     def __getattr__(name):
-        target = names.get(name)
-        if target is None: raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        if ':' not in target: raise AttributeError(f"{module}.{name} was removed: {target}")
-        mod, new = target.split(':')
+        if name in (removed or {}): raise AttributeError(f"{module}.{name} was removed: {removed[name]}")
+        if name not in where: raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        mod, new = where[name].split(':')
         warnings.warn(f"{module}.{name} moved: use {mod}.{new}", DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(mod), new)
     return __getattr__

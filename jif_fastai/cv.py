@@ -15,11 +15,12 @@ from fastai.torch_core import set_seed
 import matplotlib.pyplot as plt
 import jif_fastai
 from .core import jsonable, moved_names
-from .data import DatasetSpec, DatasetError, kfold_splits, official_splits, file_sha256
+from .data import DatasetSpec, DatasetError, kfold_splits, official_splits
 from .datasets import load_dataset
 from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
-from .encoders import check_backbone
+from .encoders import check_backbone, weights_origin
 from . import frozen as _frozen  # Learner.fit_frozen
+from .frozen import VIEWS
 from .fusion import FUSIONS
 from .structures import STRUCTURES, get_structure, LOSS_WEIGHTINGS, loss_weights
 from .metrics import scores, fold_scores
@@ -30,9 +31,9 @@ from .tables import fold_table, with_mean_std, results_markdown, missing_table, 
 
 # %% auto #0
 __all__ = ['SPLITS', 'LOCK_NAME', 'SETTINGS', 'fold_plan', 'drop_metadata', 'missing_meta_eval', 'train_fold', 'RunConfigError',
-           'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise', 'looks_at_images', 'run_images',
-           'meta_features', 'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches',
-           'TrainingGuard', 'run_lock', 'locked_run', 'check_choices', 'check_grid', 'run_cv', 'run_grid']
+           'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise', 'run_images', 'meta_features',
+           'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches', 'TrainingGuard',
+           'run_lock', 'locked_run', 'check_choices', 'check_grid', 'run_data', 'run_cv', 'run_grid']
 
 # %% ../nbs/16_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -211,11 +212,6 @@ def summarise(out:Path, # run folder
     atomic_write(out/'missing.png', buf.getvalue())
     return res
 
-# %% ../nbs/16_cv.ipynb #07111d6b
-def looks_at_images(structure) -> bool:
-    "Whether a model of `structure` (a name or a `Structure`) has an image encoder (`Structure.sees_image`)."
-    return get_structure(structure).sees_image
-
 # %% ../nbs/16_cv.ipynb #986ec018
 def run_images(df:pd.DataFrame, # tidy frame
                spec:DatasetSpec, # its spec
@@ -277,15 +273,21 @@ SETTINGS = {  # run_cv argument: (is it valid?, what a valid value is)
     'lam': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
     'wd': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
     'weight_step': (lambda v: _num(v) and 0 < v <= 1, 'a number in (0, 1], e.g. 0.1'),
+    'views': (lambda v: _int(v) and 1 <= v <= len(VIEWS), f'an integer from 1 to {len(VIEWS)} (the identity, then flips and rotations: `VIEWS`)'),
 }
 
 # %% ../nbs/16_cv.ipynb #f1e0d36e
 def check_settings(prefix:str='', # '--' for command-line flags (names then use '-' for '_')
+                   split:str='kfold', # `folds` counts for split 'kfold' only
+                   frozen:bool=False, # more than one of `views` needs a frozen run
                    **settings) -> None:
     "Raise `ValueError` naming the first setting outside its valid range in `SETTINGS`."
+    name = lambda k: f"{prefix}{k.replace('_', '-') if prefix else k}"
     for k, v in settings.items():
         ok, what = SETTINGS[k]
-        if not ok(v): raise ValueError(f"{prefix}{k.replace('_', '-') if prefix else k} {v!r}: must be {what}")
+        if not ok(v) and not (k == 'folds' and split != 'kfold'): raise ValueError(f"{name(k)} {v!r}: must be {what}")
+    if settings.get('views', 1) > 1 and not frozen:
+        raise ValueError(f"{name('views')} {settings['views']}: several views are for frozen runs only ({name('frozen')})")
 
 # %% ../nbs/16_cv.ipynb #9b540f7a
 def check_trainable(df:pd.DataFrame, spec:DatasetSpec) -> None:
@@ -388,8 +390,23 @@ def check_choices(backbone:str, fusion:str, structure:str, schedule:str='one-cyc
 def check_grid(backbones, fusions, structures, # names: each combination is checked
                schedule:str='one-cycle', opt:str='adam', loss_weighting:str='fixed', split:str='kfold') -> list:
     "Check every backbone x fusion x structure with `check_choices`; return the distinct (backbone, effective fusion, structure) runs."
+    for what, names in (('backbone', backbones), ('fusion', fusions), ('structure', structures)):
+        if not listify(names): raise ValueError(f"no {what} given; name at least one")
     return list(dict.fromkeys((b, check_choices(b, f, s, schedule, opt, loss_weighting, split), s)
                               for b in listify(backbones) for f in listify(fusions) for s in listify(structures)))
+
+# %% ../nbs/16_cv.ipynb #0c15aa3f
+def run_data(dataset, # dataset name (see `DATASETS`) or a (frame, spec) pair
+             root:Path, load_kw:dict, # dataset folder and extra loader arguments
+             structures:list, # the structures that will be trained: images are read only if one looks at them
+             split:str, folds:int, seed:int, bs:int) -> tuple:
+    "(frame, spec, fold plan, images needed?) of a run, refused before any image is loaded if it cannot train."
+    sees = any(get_structure(s).sees_image for s in structures)   # metadata only: no image files needed, every row is used
+    df, spec = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
+    check_trainable(df, spec)
+    plan = fold_plan(df, split, folds, seed, spec.classes)
+    check_batches(plan, bs)
+    return df, spec, plan, sees
 
 # %% ../nbs/16_cv.ipynb #d19d6b00
 @locked_run
@@ -428,16 +445,13 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
           ) -> pd.DataFrame:
     "Cross-validate one configuration into `out_dir` (resuming finished folds); return per-fold, mean and std scores."
     eff_fusion = check_choices(backbone, fusion, structure, schedule, opt, loss_weighting, split)
-    check_settings(epochs=epochs, bs=bs, lr=lr, size=size, seed=seed, lam=lam, wd=wd, weight_step=weight_step, **({'folds': folds} if split == 'kfold' else {}))
-    sees = looks_at_images(structure)   # a metadata-only model needs no image files: every row is used
-    df, spec = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
-    check_trainable(df, spec)
-    plan = fold_plan(df, split, folds, seed, spec.classes)
-    check_batches(plan, bs)
+    check_settings(split=split, frozen=frozen, epochs=epochs, bs=bs, lr=lr, size=size, folds=folds, seed=seed, lam=lam, wd=wd,
+                   weight_step=weight_step, views=views)
+    df, spec, plan, sees = run_data(dataset, root, load_kw, [structure], split, folds, seed, bs)
     cfg = dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes),
                split=split, folds=len(plan), backbone=backbone, fusion=eff_fusion, structure=structure, epochs=epochs,
                bs=bs, lr=lr, schedule=schedule, opt=opt, wd=wd, size=size, pretrained=pretrained, seed=seed, lam=lam,
-               weights=None if weights_file is None else dict(file=Path(weights_file).name, sha256=file_sha256(weights_file)),
+               weights=None if weights_file is None else weights_origin(None, False, weights_file),
                frozen=frozen, views=views if frozen else None,
                decision_weights=decision_weights, loss_weighting=loss_weighting, weight_step=weight_step,
                missing_fracs=list(missing_fracs), model_kw=model_kw or {})
@@ -452,9 +466,10 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
             if mb: mb.write(f"fold {k} done in {rec['seconds']:.0f} s")
             if fold_pics: fold_pics(rec['learn'], out/'pictures'/f'fold_{k}')
     res = summarise(out)
-    ref = logreg_reference(df, spec, plan)
-    atomic_write(out/'reference.csv', ref.to_csv(index=False))
-    atomic_write(out/'reference.md', f"logistic regression (class-balanced) on the same folds and encoded metadata\n\n{ref.to_markdown(index=False, floatfmt='.3f')}\n")
+    if not (out/'reference.csv').is_file():   # depends on the data and folds only, which run.json pins: written once
+        ref = logreg_reference(df, spec, plan)
+        atomic_write(out/'reference.md', f"logistic regression (class-balanced) on the same folds and encoded metadata\n\n{ref.to_markdown(index=False, floatfmt='.3f')}\n")
+        atomic_write(out/'reference.csv', ref.to_csv(index=False))   # last: it marks the reference as written
     run_pics = _pictures()[1] if pictures else None
     if run_pics: run_pics(fold_rows(res).assign(backbone=backbone, fusion=eff_fusion, structure=structure), out/'pictures')
     return res
@@ -474,15 +489,12 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     "Cross-validate backbones x fusions x structures; write and return one table of mean ± std per configuration."
     arg = lambda k: kwargs.get(k, inspect.signature(run_cv).parameters[k].default)
     combos = check_grid(backbones, fusions, structures, *map(arg, ('schedule', 'opt', 'loss_weighting', 'split')))  # before any data is read
-    sees = any(looks_at_images(s) for s in structures)
-    data = dataset if isinstance(dataset, tuple) else load_dataset(dataset, root, **{**(load_kw or {}), **({} if sees else dict(need_images=False))})
+    check_settings(**{k: arg(k) for k in ('split', 'frozen', *SETTINGS)})
+    df, spec, _, sees = run_data(dataset, root, load_kw, structures, *map(arg, ('split', 'folds', 'seed', 'bs')))
+    images = run_images(df, spec, arg('size'), sees, kwargs.get('cache_dir'))  # once for all
     rows, folds, out = [], [], Path(out_dir)
-    size = arg('size')
-    check_trainable(*data)   # before the images are loaded: a fold smaller than a batch, one class, no metadata
-    check_batches(fold_plan(data[0], arg('split'), arg('folds'), arg('seed'), data[1].classes), arg('bs'))
-    images = run_images(*data, size, sees, kwargs.get('cache_dir'))  # once for all
     for b, f, s in combos:
-        t = fold_rows(run_cv(data, b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, images=images, **kwargs))
+        t = fold_rows(run_cv((df, spec), b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, images=images, **kwargs))
         folds.append(t.assign(backbone=b, fusion=f, structure=s))
         rows.append(dict(backbone=b, fusion=f, structure=s, **mean_std(t, list(metrics)),
                          **{f'{m}_mean': t[m].mean() for m in metrics}, **{f'{m}_std': t[m].std(ddof=1) for m in metrics}))
@@ -495,11 +507,9 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     return table
 
 # %% ../nbs/16_cv.ipynb #9ebfccb4
-__getattr__ = moved_names(__name__, {
-    **{n: f'jif_fastai.datasets:{n}' for n in ('DATASETS',)},
-    **{n: f'jif_fastai.metrics:{n}' for n in ('METRICS', 'simplex_grid', 'search_weights')},
-    **{n: f'jif_fastai.structures:{n}' for n in ('UncertaintyJIFLoss', 'fixed_weighting', 'uncertainty_weighting')},
-    **{n: f'jif_fastai.callbacks:{n}' for n in ('LinePrinter',)},
-    **{n: f'jif_fastai.tables:{n}' for n in ('choose_weights',)},
-    'fuse': 'jif_fastai.structures:weighted_vote',
-    'md_table': 'use `DataFrame.to_markdown(index=False)`'})
+__getattr__ = moved_names(__name__,
+    moved={'jif_fastai.datasets': ('DATASETS',), 'jif_fastai.metrics': ('METRICS', 'simplex_grid', 'search_weights'),
+           'jif_fastai.structures': ('UncertaintyJIFLoss', 'fixed_weighting', 'uncertainty_weighting'),
+           'jif_fastai.callbacks': ('LinePrinter',), 'jif_fastai.tables': ('choose_weights',)},
+    renamed={'fuse': 'jif_fastai.structures:weighted_vote'},
+    removed={'md_table': 'use `DataFrame.to_markdown(index=False)`', 'looks_at_images': 'use `get_structure(name).sees_image`'})

@@ -12,4 +12,4 @@ from .core import moved_names
 __all__ = []
 
 # %% ../nbs/03a_download.ipynb #872ba2b2
-__getattr__ = moved_names(__name__, {n: f'jif_fastai.datasets:{n}' for n in ('DATASET_URLS', 'Remote', 'remote', 'fetch', 'serve_folder', 'unpack', 'problems', 'pad_archive', 'download_dataset', 'registry_entry', 'download')})
+__getattr__ = moved_names(__name__, {'jif_fastai.datasets': ('DATASET_URLS', 'Remote', 'remote', 'fetch', 'serve_folder', 'unpack', 'problems', 'pad_archive', 'download_dataset', 'registry_entry', 'download')})

@@ -164,6 +164,9 @@ def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` /
         cfg['classes'] = [str(c) for c in classes]
         for k, lo in (('size', 1), ('cache_size', 0)):   # cache_size 0: a model without an image encoder
             if not isinstance(cfg[k], int) or cfg[k] < lo: raise ValueError(f"{k!r} must be an integer >= {lo}, not {cfg[k]!r}")
+        st = cfg.get('stats')   # absent in older model files: ImageNet's then
+        if st is not None and not (len(st) == 2 and all(len(v) == 3 and all(isinstance(x, (int, float)) for x in v) for v in st)):
+            raise ValueError(f"'stats' must be [mean, std] of 3 channel numbers each, not {st!r}")
         preproc = MetaPreprocessor.from_dict(cfg['preproc'])
         m = dict(cfg['model'])
         model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)

@@ -68,11 +68,11 @@ def fit_cosine(self:Learner, n_epoch:int, # epochs
 SCHEDULES = {'one-cycle': Learner.fit_one_cycle, 'cosine': Learner.fit_cosine}
 
 # %% ../nbs/11_learner.ipynb #b8cd7ac0
-__getattr__ = moved_names(__name__, {
-    **{n: f'jif_fastai.metrics:{n}' for n in ('balanced_accuracy', 'macro_auc', 'jif_metrics')},
-    'accuracy': 'jif_fastai.metrics:top1_accuracy',
-    **{n: f'jif_fastai.callbacks:{n}' for n in ('DeviceAvgSmoothLoss', 'SyncFreePipeline', 'SyncFree', 'ForeachSGD')},
-    'JIFInterpretation': 'jif_fastai.interpret:JIFInterpretation',
-    **{n: f'jif_fastai.inference:{n}' for n in ('ModelFileError', 'FORMAT', 'PICKLES', 'JIFPredictor')},
-    'save_model': 'jif_fastai.inference:export_jif', 'load_model': 'jif_fastai.inference:load_jif',
-    'quick_compare': 'use `jif_fastai.cv.run_grid`, which compares setups over cross-validation folds'})
+__getattr__ = moved_names(__name__,
+    moved={'jif_fastai.metrics': ('balanced_accuracy', 'macro_auc', 'jif_metrics'),
+           'jif_fastai.callbacks': ('DeviceAvgSmoothLoss', 'SyncFreePipeline', 'SyncFree', 'ForeachSGD'),
+           'jif_fastai.interpret': ('JIFInterpretation',),
+           'jif_fastai.inference': ('ModelFileError', 'FORMAT', 'PICKLES', 'JIFPredictor')},
+    renamed={'accuracy': 'jif_fastai.metrics:top1_accuracy',
+             'save_model': 'jif_fastai.inference:export_jif', 'load_model': 'jif_fastai.inference:load_jif'},
+    removed={'quick_compare': 'use `jif_fastai.cv.run_grid`, which compares setups over cross-validation folds'})

@@ -19,14 +19,14 @@ from .structures import create_model
 from .learner import jif_learner
 from .datasets import load_dataset
 from .structures import weighted_vote
-from .tables import mean_std, missing_table, fold_rows
+from .tables import mean_std, missing_table, fold_rows, plot_missing
 from .cv import run_cv, run_grid, load_folds
-from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
+from .interpret import plot_fusion_bars, plot_confusion, headless, _save
 
 # %% auto #0
 __all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'GRIDS', 'MISSING_RUNS', 'settings_hash', 'config_name',
-           'per_class_recall', 'paired_differences', 'plot_missing_compare', 'canary_slice', 'canary', 'grid_tables',
-           'write_tables', 'run_results', 'main']
+           'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'grid_tables', 'write_tables',
+           'run_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -76,18 +76,6 @@ def paired_differences(folds:pd.DataFrame, # one row per (config, fold) with `co
     d = wide[[c for c in wide.columns if c != ref]].rsub(wide[ref], axis=0)   # (folds, configs): ref - other
     return pd.DataFrame({'versus': d.columns, 'mean_diff': d.mean().values, 'std_diff': d.std(ddof=1).values,
                          'wins': [f'{int((d[c] > 0).sum())}/{int(d[c].notna().sum())}' for c in d.columns]}).sort_values('mean_diff')
-
-# %% ../nbs/17_results.ipynb #7d31fc44
-def plot_missing_compare(runs:dict, # label -> run folder
-                         metric:str='bal_acc', ax=None):
-    "Fused `metric` (mean ± std over folds) against the share of metadata removed at test time, one line per run."
-    if ax is None: _, ax = _subplots(figsize=(5.5, 3.6))
-    for label, d in runs.items():
-        g = missing_table(load_folds(d)).groupby('frac')[metric]
-        ax.errorbar(g.mean().index * 100, g.mean(), yerr=g.std().fillna(0), capsize=3, marker='o', label=label)
-    ax.set(xlabel='metadata values removed at test time (%)', ylabel=f'{metric} (fused)', title='Missing metadata at test time')
-    ax.legend(fontsize=8); ax.grid(alpha=.3)
-    return ax.figure
 
 # %% ../nbs/17_results.ipynb #0f51c15f
 def canary_slice(df:pd.DataFrame, spec:DatasetSpec, per_class:int) -> pd.DataFrame:
@@ -152,8 +140,8 @@ def write_tables(runs:Path, out:Path, settings:dict=None):
                                                              'folds JIF-MMFA wins': paired.wins})))
     miss = {config_name('mmfa', st): runs/g/f"{s['backbone']}-mmfa-{st}" for g, st in MISSING_RUNS}
     mt = pd.concat([missing_table(load_folds(d)).assign(config=c) for c, d in miss.items()])
-    mt = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: f'{v.mean():.3f} ± {v.std(ddof=1):.3f}').unstack('frac')
-    atomic_write(out/'ham10000_missing.md', _md(mt.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
+    ms = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: mean_std(v.to_frame(), ['bal_acc'])['bal_acc']).unstack('frac')
+    atomic_write(out/'ham10000_missing.md', _md(ms.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
     with headless():
         _save(plot_fusion_bars(folds.rename(columns={'config': 'setup'}), 'bal_acc',
                                title='HAM10000, 5 lesion-grouped folds: balanced accuracy'), out/'ham10000_bal_acc.png')
@@ -161,7 +149,7 @@ def write_tables(runs:Path, out:Path, settings:dict=None):
         rs, classes = load_folds(ref), json.loads((ref/'run.json').read_text())['config']['classes']
         P = np.concatenate([weighted_vote(r['probs'], r['decision_weights']) for r in rs]); Y = np.concatenate([r['y'] for r in rs])
         _save(plot_confusion(P, Y, classes, title='JIF-MMFA, all held-out folds'), out/'ham10000_confusion_jif_mmfa.png')
-        _save(plot_missing_compare(miss), out/'ham10000_missing.png')
+        _save(plot_missing(mt, by='config', title='Missing metadata at test time'), out/'ham10000_missing.png')
 
 # %% ../nbs/17_results.ipynb #1b887872
 def run_results(root:Path, # HAM10000 folder (publisher's layout)

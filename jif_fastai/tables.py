@@ -7,9 +7,9 @@ Docs: https://jif-fastai.github.io/jif_fastai/tables.html.md"""
 # %% ../nbs/15_tables.ipynb #6d31b8d6
 from __future__ import annotations
 import numpy as np, pandas as pd
-import matplotlib.pyplot as plt
 from .structures import weighted_vote
 from .metrics import METRICS, scores, fold_scores, search_weights
+from .interpret import _subplots
 
 # %% auto #0
 __all__ = ['choose_weights', 'fold_table', 'with_mean_std', 'fold_rows', 'mean_std', 'results_markdown', 'missing_table',
@@ -85,14 +85,16 @@ def missing_table(recs:list) -> pd.DataFrame:
 # %% ../nbs/15_tables.ipynb #64750d2a
 def plot_missing(mt:pd.DataFrame, # from `missing_table`
                  metric:str='bal_acc', # score to plot
-                 ax=None, title:str=None):
-    "Mean ± std over folds of `metric` (fused and per branch) against the fraction of metadata removed."
-    if ax is None: _, ax = plt.subplots(figsize=(5, 3.5))
-    cols = [c for c in mt.columns if c == metric or c.startswith(f'{metric}_')]
-    g = mt.groupby('frac')[cols]
-    for c in cols:
-        ax.errorbar(g.mean().index * 100, g.mean()[c], yerr=g.std()[c].fillna(0), capsize=3, marker='o',
-                    label='fused' if c == metric else c[len(metric) + 1:])
+                 ax=None, title:str=None,
+                 by:str=None, # a column of `mt` (e.g. the run): one line of the fused `metric` per value, instead of one per branch
+                ):
+    "Mean ± std over folds of `metric` (fused and per branch, or fused per `by`) against the fraction of metadata removed."
+    if ax is None: _, ax = _subplots(figsize=(5.5, 3.6))
+    lines = ([(str(v), t, metric) for v, t in mt.groupby(by, sort=False)] if by else
+             [('fused' if c == metric else c[len(metric) + 1:], mt, c) for c in mt.columns if c == metric or c.startswith(f'{metric}_')])
+    for label, t, c in lines:
+        g = t.groupby('frac')[c]
+        ax.errorbar(g.mean().index * 100, g.mean(), yerr=g.std().fillna(0), capsize=3, marker='o', label=label)
     ax.set(xlabel='metadata values removed at test time (%)', ylabel=metric, title=title or f'{metric} with missing metadata')
-    ax.legend(); ax.grid(alpha=.3)
+    ax.legend(fontsize=8); ax.grid(alpha=.3)
     return ax.figure

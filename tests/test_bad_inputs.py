@@ -395,6 +395,7 @@ EDITS = {
     'decision_weights': (lambda c: c['decision_weights'].pop(), 'decision weights for the branches'),
     'preproc_missing': (lambda c: c.pop('preproc'), "KeyError: 'preproc'"),
     'format': (lambda c: c.update(format='other/1'), 'not a jif_fastai-model/1 config'),
+    'stats': (lambda c: c.update(stats=[[0.5, 0.5], [0.5, 0.5, 0.5]]), "'stats' must be [mean, std] of 3 channel numbers each"),
 }
 
 @pytest.mark.parametrize('edit', list(EDITS))
@@ -481,7 +482,7 @@ def test_cli_bad_arguments(cli_runs, case):
 # ============================================================================ found by the second round (issue 15)
 
 import jif_fastai.cli as cli
-from jif_fastai.cv import run_cv, check_run_dir, TrainingGuard, TrainingError, run_images
+from jif_fastai.cv import run_cv, check_run_dir, TrainingGuard, TrainingError, run_images, RunConfigError
 from jif_fastai.data import keep_classes
 
 TINY_RUN = ['--backbone', 'resnet10t', '--no-pretrained', '--epochs', '1', '--size', '32', '--no-pictures']
@@ -605,7 +606,7 @@ def test_no_metadata_then_corrected_rerun(pad, capsys, tmp_path):
     out = check_run_dir(tmp_path / 'old', dict(cat=[]))                       # what an older version left behind
     assert check_run_dir(out, dict(cat=['region'])) == out                    # replaced: no fold had finished
     (out / 'folds').mkdir(); (out / 'folds' / 'fold_0.json').write_text('{}')
-    with pytest.raises(Exception, match="cat: \\['region'\\] there, \\[\\] now"): check_run_dir(out, dict(cat=[]))
+    with pytest.raises(RunConfigError, match="cat: \\['region'\\] there, \\[\\] now"): check_run_dir(out, dict(cat=[]))
 
 DOOR = {   # row -> (arguments, what the one-line error must say); all refused before any image is loaded
     'bs_0': (['train', '--bs', '0'], '--bs 0: must be an integer >= 2'),

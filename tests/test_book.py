@@ -14,7 +14,7 @@
 The site tests skip with a message when the book has not been built (`make book` builds it before pytest).
 JIF_BOOK=/path/to/book points them at another book folder (default: book/).
 """
-import functools, http.server, importlib, importlib.util, json, os, pkgutil, re, shutil, sys, threading
+import functools, http.server, importlib, importlib.util, json, os, pkgutil, re, shutil, threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse

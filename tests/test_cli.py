@@ -73,6 +73,8 @@ BAD = [(['train', '--backbone', 'resnet51'], "Unknown timm backbone 'resnet51'")
        (['train', '--bogus'], 'unrecognized arguments: --bogus'),
        (['predict', '--image', 'x.png'], 'the following arguments are required: --model'),
        (['predict', '--model', '/nonexistent', '--image', 'x.png'], 'not found (expected a folder written by export_jif)'),
+       (['train', '--views', '9', '--frozen'], '--views 9: must be an integer from 1 to 8'),
+       (['train', '--views', '2'], '--views 2: several views are for frozen runs only (--frozen)'),
        (['frobnicate'], "unknown command 'frobnicate'")]
 
 @pytest.mark.parametrize('argv,msg', BAD, ids=[' '.join(a) for a, _ in BAD])
@@ -116,6 +118,13 @@ def test_grid_from_comma_lists(capsys, tmp_path):
     code, o, e = in_process(capsys, 'train', *TINY, '--threads', 1, '--structure', 'jif,image', '--out', tmp_path/'g')
     assert code == 0, e
     assert re.search(r'\|\s*backbone\s*\|\s*fusion\s*\|\s*structure\s*\|', o) and (tmp_path/'g'/'resnet10t-none-image'/'results.csv').is_file()
+
+def test_fusions_of_an_image_only_run_collapse_to_one_run(capsys, monkeypatch, tmp_path):
+    "`--structure image` ignores the fusion: several fusions are one run (not a grid), named by the fusion it uses."
+    monkeypatch.chdir(tmp_path)
+    code, o, e = in_process(capsys, 'train', *TINY, '--threads', 1, '--fusion', 'mmfa,concat', '--structure', 'image')
+    assert code == 0, e
+    assert [p.name for p in (tmp_path/'runs').iterdir()] == ['pad-ufes-20-image-none-resnet10t'] and 'grid' not in o
 
 def test_pretrained_weights_unavailable_one_line(tmp_path):
     "Offline with --pretrained: one line saying how to train without downloading, exit 2, no traceback."

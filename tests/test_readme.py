@@ -1,5 +1,5 @@
 "The README's usage example runs (CPU-sized: small backbone, no download, tiny images, one epoch)."
-import json, re, warnings
+import json, warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]

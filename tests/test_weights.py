@@ -48,7 +48,7 @@ def test_cli_weights_file_frozen(lite0, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert f'weights {lite0.name} (frozen)' in p.stdout
     text = (out/'run.json').read_text(); cfg = json.loads(text)['config']
-    assert cfg['weights'] == dict(file=lite0.name, sha256=LITE0_SHA) and cfg['frozen'] and cfg['views'] == 2
+    assert cfg['weights'] == dict(source='file', file=lite0.name, sha256=LITE0_SHA) and cfg['frozen'] and cfg['views'] == 2
     assert str(lite0.parent) not in text                          # the file's name and hash, never its path
     mcfg = json.loads((out/'models'/'fold_0'/'config.json').read_text())
     assert mcfg['backbone_weights'] == dict(source='file', file=lite0.name, sha256=LITE0_SHA)

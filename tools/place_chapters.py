@@ -21,6 +21,7 @@ would replace a hand-written page (book/<name>.md) is an error. Idempotent.
 """
 import json, re, shutil, sys
 from pathlib import Path
+from nbdev.config import nbpath2html   # the rule nbdev's `Docs:` lines and _modidx follow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import strip_directives
@@ -30,10 +31,6 @@ MD_DIR = '_markdown'                # <book>/_markdown/<name>.html.md -> <site>/
 
 def page_name(nb) -> str:
     "Published page name (no extension) of notebook `nb`: nbdev's `nbpath2html`, numeric prefix stripped."
-    try: from nbdev.config import nbpath2html
-    except ImportError:   # same rule as nbdev 3's nbpath2html
-        def nbpath2html(p):
-            p = Path(p); return p.with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', p.name.lower())).with_suffix('.html')
     name = nbpath2html(Path(nb).name).stem
     return RENAME.get(name, name)
 
@@ -89,10 +86,9 @@ def place(executed:Path, book:Path) -> dict:
     shutil.rmtree(book/MD_DIR, ignore_errors=True); (book/MD_DIR).mkdir()
     for p in nbs:
         dest = book/f'{names[p.stem]}.ipynb'
-        shutil.copyfile(p, dest)
-        strip_directives.process_nb(dest)
-        nb = json.loads(dest.read_text(encoding='utf-8'))
+        nb = json.loads(p.read_text(encoding='utf-8'))
         for cell in nb['cells']:
+            strip_directives.process_cell(cell)
             if cell['cell_type'] == 'markdown': cell['source'] = rename_links(_src(cell['source']), names)
         dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
         (book/MD_DIR/f'{names[p.stem]}.html.md').write_text(to_markdown(nb), encoding='utf-8')

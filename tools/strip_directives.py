@@ -1,5 +1,5 @@
-"""Prepare executed notebook copies for Jupyter Book (tools/place_chapters.py calls `process_nb` on each copy it
-places in book/; standalone it prepares every notebook of a folder).
+"""Prepare executed notebook copies for Jupyter Book (tools/place_chapters.py calls `process_cell` on each cell of the
+copies it places in book/; standalone it prepares every notebook of a folder).
 
 Usage: python tools/strip_directives.py FOLDER
 

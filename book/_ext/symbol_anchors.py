@@ -11,9 +11,7 @@ import ast
 
 from docutils import nodes
 
-try: from nbdev.doclinks import patch_name
-except ImportError:   # nbdev absent: plain names, no @patch prefixes
-    def patch_name(o): return o.name
+from nbdev.doclinks import patch_name   # nbdev's own naming of `@patch`ed methods (Class.method)
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
