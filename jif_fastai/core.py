@@ -1,4 +1,4 @@
-"""`moved_names` keeps old import paths working (with a warning that names the new one); `json_default` / `jsonable` are the one JSON conversion for configs and model files.
+"""`moved_names` keeps old import paths working (with a warning that names the new one); `json_default` / `jsonable` are the one JSON conversion for configs and model files; `file_sha256` is the one checksum of a file.
 
 Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 
@@ -6,11 +6,12 @@ Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f398df8e
 from __future__ import annotations
-import importlib, json, warnings
+import hashlib, importlib, json, os, warnings
+from functools import lru_cache
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['json_default', 'jsonable', 'moved_names']
+__all__ = ['json_default', 'jsonable', 'moved_names', 'file_sha256']
 
 # %% ../nbs/00_core.ipynb #ed826191
 def json_default(o):
@@ -39,3 +40,17 @@ def moved_names(module:str, # the old module's `__name__`
         warnings.warn(f"{module}.{name} moved: use {mod}.{new}", DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(mod), new)
     return __getattr__
+
+# %% ../nbs/00_core.ipynb #c0a1f5e2
+@lru_cache(maxsize=32)
+def _sha256_of(path:str, ino:int, size:int, mtime_ns:int, chunk:int) -> str:
+    "SHA-256 of the file at `path`, cached on (path, inode, size, mtime): the stat fields make a changed file a new key."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while (b := f.read(chunk)): h.update(b)
+    return h.hexdigest()
+
+def file_sha256(path:Path, chunk:int=1<<20) -> str:
+    "Hex SHA-256 of the file at `path`, read in chunks (checksums of downloads, weights and model files); an unchanged file is read once."
+    p = Path(path).resolve(); st = os.stat(p)
+    return _sha256_of(str(p), st.st_ino, st.st_size, st.st_mtime_ns, chunk)

@@ -6,21 +6,22 @@ Docs: https://jif-fastai.github.io/jif_fastai/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #7a7e49ea
 from __future__ import annotations
-import csv, difflib, hashlib, warnings, re
+import csv, difflib, warnings, re
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr, listify
 from sklearn.model_selection import StratifiedGroupKFold
+from .core import file_sha256   # defined in core; importable from here as before
 
 # %% auto #0
 __all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
            'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS',
            'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns',
-           'check_filled', 'check_unique', 'file_sha256', 'index_images', 'warn_unused_images', 'safe_path',
-           'attach_images', 'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels',
-           'load_pad_ufes20', 'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv',
-           'keep_classes', 'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
+           'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'safe_path', 'attach_images',
+           'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20',
+           'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes',
+           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
 
 # %% ../nbs/01_data.ipynb #c2ec9a42
 @dataclass
@@ -126,14 +127,6 @@ def check_unique(s:pd.Series, source, col:str) -> None:
         raise DatasetError(f"{source}: column {col!r} repeats value(s) {list(dict.fromkeys(s[dup].astype(str)))[:5]} "
                            f"({_rows(s.index[dup], 10)}); each image must be listed once: delete the duplicate rows")
 
-# %% ../nbs/01_data.ipynb #8462684e
-def file_sha256(path:Path, chunk:int=1<<20) -> str:
-    "Hex SHA-256 of the file at `path`, read in chunks (checksums of downloads, weights and model files)."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while (b := f.read(chunk)): h.update(b)
-    return h.hexdigest()
-
 # %% ../nbs/01_data.ipynb #a80fa38a
 IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.tif','.tiff','.webp')
 
@@ -163,6 +156,7 @@ def index_images(folder:Path, # folder searched recursively
 def warn_unused_images(used:list, # image paths the rows refer to
                        source, # the metadata file (for the message)
                        candidates:list=None, # image files that could have been used (default: those next to `used`)
+                       stacklevel:int=3, # `warnings.warn`'s: 3 names the caller of the function that called this one
                       ) -> list:
     "Warn with the count and first names of image files no row refers to; return them."
     used = {Path(p).resolve() for p in used if isinstance(p, (str, Path))}
@@ -172,7 +166,7 @@ def warn_unused_images(used:list, # image paths the rows refer to
     extra = [Path(f) for f in candidates if Path(f).resolve() not in used]
     if extra:
         warnings.warn(f"{source}: {len(extra)} image file(s) have no metadata row and are not used "
-                      f"(first: {', '.join(f.name for f in extra[:5])})", stacklevel=3)
+                      f"(first: {', '.join(f.name for f in extra[:5])})", stacklevel=stacklevel)
     return extra
 
 # %% ../nbs/01_data.ipynb #eb6c9a3f
@@ -190,19 +184,21 @@ def safe_path(root:Path, rel:str, row=None) -> Path:
     return p
 
 # %% ../nbs/01_data.ipynb #08866c05
-def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop') -> pd.DataFrame:
-    "Set `df.image` from `paths` (NaN = missing) and drop/raise on rows without an image, or keep them with `image` None."
+def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop',
+                  stacklevel:int=3, # `warnings.warn`'s: 3 names the caller of the function that called this one
+                 ) -> pd.DataFrame:
+    "Set `df.image` from `paths` (NaN = missing) and drop/raise on rows without an image, or keep them with `image` NaN."
     if on_missing not in ('drop','raise','keep'): raise ValueError(f"on_missing must be 'drop', 'raise' or 'keep', not {on_missing!r}")
     paths = [str(p) if isinstance(p, (str, Path)) else None for p in paths]
     miss = np.array([p is None or not Path(p).is_file() for p in paths], dtype=bool)
     df = df.assign(image=np.array(paths, dtype=object))
-    if on_missing == 'keep': return df.assign(image=df.image.where(~miss, None)).reset_index(drop=True)
+    if on_missing == 'keep': return df.assign(image=df.image.where(~miss)).reset_index(drop=True)   # NaN, with pandas 2 and 3
     if miss.any():
         ids = df.loc[miss, 'id'].astype(str).tolist()
         msg = f"{source}: {miss.sum()} of {len(df)} rows have no image file (first: {', '.join(ids[:5])})"
         if any('\\' in str(i) for i in ids): msg += "; their paths contain backslashes, like Windows paths: write them with '/'"
         if on_missing == 'raise' or miss.all(): raise DatasetError(msg + ('; none is left' if miss.all() else ''))
-        warnings.warn(msg + "; these rows are dropped (pass on_missing='raise' to stop instead)", stacklevel=3)
+        warnings.warn(msg + "; these rows are dropped (pass on_missing='raise' to stop instead)", stacklevel=stacklevel)
     return df[~miss].reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #b78bb14b
@@ -210,11 +206,20 @@ def find_images(folder:Path, # folder searched recursively
                 need:bool=True, # False: a missing or empty folder gives {} instead of an error
                ) -> dict:
     "`index_images(folder)`, or {} when images are not needed and there are none."
-    if not need and not Path(folder).is_dir(): return {}
     try: return index_images(folder)
     except DatasetError:
         if need: raise
         return {}
+
+# %% ../nbs/01_data.ipynb #d7a1c0e2
+def _attach_dataset_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str, need_images:bool,
+                           used:list=None, # the image paths the rows refer to, for the unused-files warning (default: `paths`)
+                           candidates:list=None, # image files that could have been used (see `warn_unused_images`)
+                          ) -> pd.DataFrame:
+    "A loader's last step: `attach_images(..., on_missing)` after warning about unused files, or `'keep'` without `need_images`."
+    if not need_images: return attach_images(df, paths, source, 'keep')
+    warn_unused_images(paths if used is None else used, source, candidates, stacklevel=4)   # 4: the loader's caller
+    return attach_images(df, paths, source, on_missing, stacklevel=4)
 
 # %% ../nbs/01_data.ipynb #91084e24
 MISSING_TOKENS = ('', 'UNK', 'unk', 'unknown', 'NA', 'N/A', 'nan', 'NaN', 'None')
@@ -289,7 +294,7 @@ PAD_CLASSES = ['ACK','BCC','MEL','NEV','SCC','SEK']
 def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
                     include_proxies:bool=False, # also feed `biopsed` (a label proxy) to the model
                     on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
-                    need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
+                    need_images:bool=True, # False: keep every row, `image` NaN where the file is absent (metadata-only models)
                    ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load PAD-UFES-20 from its published layout into a tidy frame and its spec."
     root = Path(root); src = root/'metadata.csv'
@@ -304,8 +309,7 @@ def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
                                      group=raw.patient_id.astype(str), id=raw.img_id.astype(str))
     check_labels(df, PAD_CLASSES, src)
     imgs = find_images(root/'images', need_images)
-    if need_images: warn_unused_images(df.id.map(imgs), src, list(imgs.values()))
-    df = attach_images(df, df.id.map(imgs), src, on_missing if need_images else 'keep')
+    df = _attach_dataset_images(df, df.id.map(imgs), src, on_missing, need_images, candidates=list(imgs.values()))
     return df[['id','image','label','group','lesion_id'] + PAD_CATS + PAD_CONTS + ['biopsed']], spec
 
 # %% ../nbs/01_data.ipynb #fbee1611
@@ -348,11 +352,8 @@ def load_derm7pt(root:Path, # folder with `meta/` and `images/`
                    id=raw.case_num.astype(str), split=_official_split(root/'meta', len(raw)))
     paths = pd.Series([safe_path(root/'images', p, row=i) if isinstance(p, str) else None
                        for i, p in zip(df.index, raw[image])], index=df.index, dtype=object)
-    if need_images:
-        index_images(root/'images', unique=False)  # clear error if the folder is absent or empty
-        warn_unused_images(paths, src)
-        df = attach_images(df, paths, src, on_missing)
-    else: df = df.assign(image=paths.map(lambda p: str(p) if p is not None and p.is_file() else np.nan))
+    if need_images: index_images(root/'images', unique=False)  # clear error if the folder is absent or empty
+    df = _attach_dataset_images(df, paths, src, on_missing, need_images)
     return df[['id','image','label','group','split'] + cats + [p for p in proxies if p not in cats]], spec
 
 def _official_split(meta:Path, n:int) -> list:
@@ -373,7 +374,7 @@ ISIC_CLASSES = ['MEL','NV','BCC','AK','BKL','DF','VASC','SCC']
 def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_Input/`
                   classes:list=None, # keep only these classes (default: all eight)
                   on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
-                  need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
+                  need_images:bool=True, # False: keep every row, `image` NaN where the file is absent (metadata-only models)
                  ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load ISIC-2019 from its published layout into a tidy frame and its spec."
     root = Path(root); gt_f, md_f = root/'ISIC_2019_Training_GroundTruth.csv', root/'ISIC_2019_Training_Metadata.csv'
@@ -395,8 +396,8 @@ def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_
                                      group=df.lesion_id.where(df.lesion_id.notna(), df.image).astype(str))
     imgs = root/'ISIC_2019_Training_Input'
     found = find_images(imgs, need_images)  # clear error if the folder is absent or empty (and images are needed)
-    if need_images: warn_unused_images([found[f'{i}.jpg'] for i in gt.image.astype(str) if f'{i}.jpg' in found], gt_f, list(found.values()))
-    df = attach_images(df.drop(columns='image'), df.image.map(lambda i: imgs/f'{i}.jpg'), gt_f, on_missing if need_images else 'keep')
+    df = _attach_dataset_images(df.drop(columns='image'), df.image.map(lambda i: imgs/f'{i}.jpg'), gt_f, on_missing, need_images,
+                                used=[found[f'{i}.jpg'] for i in gt.image.astype(str) if f'{i}.jpg' in found], candidates=list(found.values()))
     return df[['id','image','label','group','lesion_id'] + spec.cat_names + spec.cont_names], spec
 
 # %% ../nbs/01_data.ipynb #ed9b590f
@@ -408,7 +409,7 @@ HAM_CATS, HAM_CONTS = ['sex','localization'], ['age']
 def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the images (any sub-folders)
                   include_proxies:bool=False, # also feed `dx_type` (how the label was confirmed: a label proxy)
                   on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
-                  need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
+                  need_images:bool=True, # False: keep every row, `image` NaN where the file is absent (metadata-only models)
                  ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load HAM10000 (CC BY-NC 4.0, non-commercial use only) from its published layout into a tidy frame and its spec."
     root = Path(root); src = root/'HAM10000_metadata.csv'
@@ -421,8 +422,7 @@ def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the image
                                      group=raw.lesion_id.where(raw.lesion_id.notna(), raw.image_id).astype(str))
     check_labels(df, HAM_CLASSES, src)
     found = {Path(n).stem: p for n, p in find_images(root, need_images).items()}  # part_1/part_2, or one folder
-    if need_images: warn_unused_images(df.id.map(found), src, list(found.values()))
-    df = attach_images(df, df.id.map(found), src, on_missing if need_images else 'keep')
+    df = _attach_dataset_images(df, df.id.map(found), src, on_missing, need_images, candidates=list(found.values()))
     return df[['id','image','label','group','lesion_id'] + HAM_CATS + HAM_CONTS + ['dx_type']], spec
 
 # %% ../nbs/01_data.ipynb #24df76cc
@@ -456,16 +456,15 @@ def load_csv(csv:Path, # the table, one row per image
              image_root:Path=None, # folder the image paths are relative to (default: the CSV's folder)
              classes:list=None, # class list (default: sorted labels found); other labels raise
              on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
-             need_images:bool=True, # False: keep every row, `image` None where the file is absent (metadata-only models)
+             need_images:bool=True, # False: keep every row, `image` NaN where the file is absent (metadata-only models)
             ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load a user CSV of image paths, labels and metadata into a tidy frame and its spec."
     csv = Path(csv); image_root = Path(image_root or csv.parent)
     check_meta_names(list(cat_names), list(cont_names), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     raw = read_table(csv)
     require_columns(raw, [image_col, label_col, *cat_names, *cont_names] + ([group_col] if group_col else []), csv)
-    if raw[label_col].isna().any(): raise DatasetError(f"{csv}: column {label_col!r} is blank in {_rows(raw.index[raw[label_col].isna()])}")
-    blank_img = raw[image_col].isna() | raw[image_col].astype(str).str.strip().eq('')
-    if blank_img.any(): raise DatasetError(f"{csv}: column {image_col!r} is blank in {_rows(raw.index[blank_img])}")
+    check_filled(raw[label_col], csv, label_col, "fill in the label of every row, or delete those rows")
+    check_filled(raw[image_col], csv, image_col, "fill in the image path of every row, or delete those rows")
     check_unique(raw[image_col], csv, image_col)
     if group_col: check_filled(raw[group_col], csv, group_col, "fill in the patient/lesion of every row, or leave out the group column (each image its own group)")
     labels = raw[label_col].astype(str).str.strip()
@@ -475,8 +474,7 @@ def load_csv(csv:Path, # the table, one row per image
                                      group=(raw[group_col] if group_col else raw[image_col]).astype(str))
     check_labels(df, classes, csv)
     paths = pd.Series([safe_path(image_root, p, row=i) for i, p in zip(raw.index, raw[image_col])], index=df.index, dtype=object)
-    if need_images: warn_unused_images([p for p in paths if p.is_file()], csv)
-    df = attach_images(df, paths, csv, on_missing if need_images else 'keep')
+    df = _attach_dataset_images(df, paths, csv, on_missing, need_images, used=[p for p in paths if p.is_file()])
     return df[['id','image','label','group'] + spec.cat_names + spec.cont_names], spec
 
 # %% ../nbs/01_data.ipynb #6e52832d

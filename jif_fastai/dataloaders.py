@@ -10,7 +10,7 @@ import hashlib, inspect, io, os, tempfile, warnings, zlib
 from contextlib import contextmanager
 from functools import partial, lru_cache
 from pathlib import Path
-import numpy as np, pandas as pd, torch, timm
+import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from fastcore.basics import store_attr, ifnone
@@ -29,10 +29,10 @@ from .data import DatasetSpec, DatasetError, MetaPreprocessor, check_labels
 
 # %% auto #0
 __all__ = ['IMAGE_NOTES', 'FASTAI_TESTED', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'atomic_write',
-           'ImageCache', 'presize_all', 'RowGetter', 'dermo_aug', 'backbone_preprocessing', 'default_cache_size',
-           'valid_pipe', 'image_batch', 'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL',
-           'device_arrays', 'DeviceBatchDL', 'fits_device', 'FastaiVersionError', 'fastai_mismatch', 'patch_fastai',
-           'sync_free_augment', 'ImageMetaDataLoaders']
+           'ImageCache', 'presize_all', 'RowGetter', 'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch',
+           'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL', 'device_arrays', 'DeviceBatchDL',
+           'fits_device', 'FastaiVersionError', 'fastai_mismatch', 'patch_fastai', 'sync_free_augment',
+           'ImageMetaDataLoaders']
 
 # %% ../nbs/04_dataloaders.ipynb #96968cf6
 Image.MAX_IMAGE_PIXELS = 250_000_000  # allow large scans (e.g. 10,000 x 10,000 px); still refuse absurd ones
@@ -235,14 +235,6 @@ def dermo_aug(size:int, # output side in pixels
     return aug_transforms(size=size, min_scale=min_scale, flip_vert=True, max_rotate=max_rotate,
                           max_lighting=max_lighting, max_warp=0., **kwargs)
 
-# %% ../nbs/04_dataloaders.ipynb #4a782fad
-def backbone_preprocessing(backbone:str=None) -> dict:
-    "Mean, std and input size timm's pretrained `backbone` expects: dict(mean, std, size); ImageNet's and 224 px without a timm config."
-    cfg = timm.get_pretrained_cfg(backbone) if backbone and ':' not in backbone else None  # None for unknown names and hub paths
-    if cfg is None: return dict(mean=list(imagenet_stats[0]), std=list(imagenet_stats[1]), size=224)
-    d = timm.data.resolve_data_config({}, pretrained_cfg=cfg.to_dict())
-    return dict(mean=list(d['mean']), std=list(d['std']), size=int(d['input_size'][-1]))
-
 # %% ../nbs/04_dataloaders.ipynb #31cce26d
 def _normalize(device, stats=None):
     "fastai `Normalize` with (mean, std) `stats` (default ImageNet's)."
@@ -424,7 +416,7 @@ class ImageMetaDataLoaders(DataLoaders):
                 spec:DatasetSpec, # column roles
                 valid_idx, # row numbers of the validation part
                 train_idx=None, # row numbers of the training part (default: all others)
-                size:int=None, # side of the training images (default: the backbone's input size, else 224)
+                size:int=224, # side of the training images (a backbone's own is `ImageEncoder(name).data_config['input_size']`)
                 cache_size:int=None, # side of the presized cache (default: size * 8/7, e.g. 256 for 224)
                 bs:int=32, # batch size
                 aug:bool=True, # random augmentation of the training batches
@@ -435,8 +427,7 @@ class ImageMetaDataLoaders(DataLoaders):
                 device=None, # where batches go (default: GPU if available)
                 num_workers:int=0, # loader processes; items are array slices, so 0 (no process start-up per epoch) is fastest
                 on_device:bool=None, # batch from arrays kept on the device (`DeviceBatchDL`; default: if `fits_device` and num_workers=0)
-                backbone:str=None, # timm backbone the batches are for: its pretrained mean/std and input size are the defaults
-                stats:tuple=None, # (mean, std) to normalise with (default: the backbone's, else ImageNet's)
+                stats:tuple=None, # (mean, std) to normalise with (default ImageNet's; `jif_learner` sets its backbone's with `set_stats`)
                 **kwargs): # passed to `DataBlock.dataloaders`
         "Encode metadata on the training rows, load presized images, and build the DataLoaders."
         df = df.reset_index(drop=True)
@@ -449,8 +440,7 @@ class ImageMetaDataLoaders(DataLoaders):
         if len(both): raise ValueError(f"rows {both[:5].tolist()} are in both train_idx and valid_idx")
         check_labels(df, spec.classes, 'data frame', col=spec.label)
         if images is not None and len(images) != len(df): raise ValueError(f"images has {len(images)} rows for {len(df)} rows of df")
-        pre = backbone_preprocessing(backbone)
-        size, stats = ifnone(size, pre['size']), ifnone(stats, (pre['mean'], pre['std']))
+        stats = ifnone(stats, imagenet_stats)
         cache_size = ifnone(cache_size, default_cache_size(size))
         preproc = preproc or MetaPreprocessor.from_spec(spec).fit(df.iloc[train_idx])
         cats, conts = preproc.transform(df)

@@ -14,7 +14,7 @@ from timm.layers import SelectAdaptivePool2d
 from fastcore.basics import ifnone, listify
 from fastai.layers import LinBnDrop, Embedding
 from fastai.tabular.model import emb_sz_rule
-from .data import file_sha256
+from .core import file_sha256
 
 # %% auto #0
 __all__ = ['PAPER_BACKBONES', 'check_backbone', 'load_backbone_weights', 'WeightsUnavailableError', 'weights_origin',

@@ -42,11 +42,9 @@ def test_sync_free_scoped_and_restored():
     assert fa_aug._grid_sample is STOCK
 
 def test_sync_free_falls_back_on_other_fastai(other_fastai):
-    x = torch.rand(2, 3, 40, 40); c = torch.nn.functional.affine_grid(torch.eye(2, 3)[None].repeat(2, 1, 1), (2, 3, 32, 32), align_corners=True)
     with pytest.warns(UserWarning, match=r"fastai 2\.99\.0 is installed.*pip install 'fastai~=2\.8\.0'.*fastai's own _grid_sample runs"):
         with sync_free_augment():
             assert fa_aug._grid_sample is STOCK          # unpatched: fastai's own function, so the same results
-            torch.testing.assert_close(fa_aug._grid_sample(x, c, align_corners=True), STOCK(x, c, align_corners=True))
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         with sync_free_augment(): pass                   # warned once, not per batch
@@ -76,7 +74,6 @@ def test_loaders_built_as_their_types(dls):
 
 def test_import_leaves_fastai_distributed_alone():
     assert DistributedDL._broadcast.__module__ == 'fastai.distributed'
-    assert GlooSafeDistributedDL._broadcast is not DistributedDL._broadcast
 
 def test_ddp_loaders_raise_on_other_fastai(dls, other_fastai, monkeypatch):
     monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('RANK', '0')

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest, timm, torch
 from PIL import Image
 from jif_fastai.encoders import ImageEncoder
-from jif_fastai.data import file_sha256
-from jif_fastai.dataloaders import backbone_preprocessing
+from jif_fastai.core import file_sha256
 
 LITE0_SHA = '384371dbd49f5bd24d4e89f607c22e2b1babbdb5c58d86a1cf3279ac1d490191'   # ../shared/weights/README.md
 EXE = shutil.which('jif-fastai', path=str(Path(sys.executable).parent)) or 'jif-fastai'
@@ -27,11 +26,13 @@ def _photo(model, stats) -> torch.Tensor:
 
 def test_lite0_file_is_genuine_and_its_stats_matter(lite0):
     assert file_sha256(lite0) == LITE0_SHA
-    pre = backbone_preprocessing('tf_efficientnet_lite0')
-    assert (pre['mean'], pre['std'], pre['size']) == ([.5]*3, [.5]*3, 224)
     full = timm.create_model('tf_efficientnet_lite0', pretrained=True, pretrained_cfg_overlay=dict(file=str(lite0))).eval()
     enc = ImageEncoder('tf_efficientnet_lite0', weights_file=lite0).eval()
     assert enc.weights == dict(source='file', file=lite0.name, sha256=LITE0_SHA)
+    dc = enc.data_config                                           # the one source of a backbone's stats (what jif_learner sets)
+    pre = dict(mean=list(dc['mean']), std=list(dc['std']), size=dc['input_size'][-1])
+    assert (pre['mean'], pre['std'], pre['size']) == ([.5]*3, [.5]*3, 224)
+    assert ImageEncoder('tf_efficientnet_lite0', pretrained=False).data_config == dc   # the same without the weights file
     x = _photo(full, (pre['mean'], pre['std']))
     with torch.no_grad():
         torch.testing.assert_close(enc(x), full.forward_head(full.forward_features(x), pre_logits=True))   # our encoder = timm's backbone
