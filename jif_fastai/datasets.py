@@ -17,7 +17,8 @@ from urllib.request import Request, urlopen
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 import jif_fastai
-from .data import (DatasetError, file_sha256, load_pad_ufes20, load_derm7pt, load_isic2019, load_ham10000,
+from .core import file_sha256
+from .data import (DatasetError, load_pad_ufes20, load_derm7pt, load_isic2019, load_ham10000,
                              load_csv, keep_classes)
 from .sample import cache_dir, sample_root
 

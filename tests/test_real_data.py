@@ -68,11 +68,10 @@ def test_kfold_on_real_pad_groups(real_data):
     assert sorted(np.concatenate([v for _, v in splits]).tolist()) == list(range(2298))
 
 def test_ham10000(real_data):
-    "All 10,015 rows, every image found in the two part folders, 7,470 lesions, the README's class counts; fast (no decoding)."
-    import time
-    t0 = time.time()
-    (df, spec), msgs = _load(load_ham10000, real_data/'ham10000')
-    assert time.time() - t0 < 30, 'indexing 10,015 images must not decode them'
+    "All 10,015 rows, every image found in the two part folders, 7,470 lesions, the README's class counts; no image decoded."
+    from unittest import mock
+    with mock.patch('PIL.Image.open', side_effect=AssertionError('indexing 10,015 images must not decode them')):
+        (df, spec), msgs = _load(load_ham10000, real_data/'ham10000')
     assert len(df) == 10015 and df.image.notna().all() and not any('no image file' in m for m in msgs), msgs
     assert df.group.nunique() == 7470 and spec.classes == HAM_CLASSES
     assert df.label.value_counts().to_dict() == {'nv': 6705, 'mel': 1113, 'bkl': 1099, 'bcc': 514, 'akiec': 327, 'vasc': 142, 'df': 115}
