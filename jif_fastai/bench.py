@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/bench.html.md"""
 
 # %% ../nbs/19_bench.ipynb #2aef2720
 from __future__ import annotations
-import gc, inspect, json, math, os, platform, shutil, statistics, tempfile, time, warnings
+import gc, inspect, json, math, os, platform, statistics, tempfile, time, warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 import fastai
 from fastcore.basics import ifnone
-from fastcore.script import call_parse, store_true
+from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.callback.fp16 import MixedPrecision
@@ -337,10 +337,10 @@ FROZEN_MODES = {'epoch_cached': 'cached', 'epoch_frozen': 'frozen', 'epoch_full'
 def bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
     "Fold 0: the one-off feature encoding, then s/epoch (train + validation) on cached features, frozen uncached, full fine-tuning."
     learn, n_train = make_learner(ctx), len(ctx['train_idx'])
-    t = time.perf_counter(); frozen_features(learn, 1, cache_dir); enc = time.perf_counter() - t
+    t = time.perf_counter(); feats = frozen_features(learn, 1, cache_dir); enc = time.perf_counter() - t
     res = {'frozen_encode': dict(img_s=len(ctx['images']) / enc, seconds=enc)}
-    for k, mode in FROZEN_MODES.items():
-        s = time_epochs(learn, mode, reps, cache_dir=cache_dir)
+    for k, mode in FROZEN_MODES.items():   # each: one warm-up epoch, then `reps` epochs timed; the features are not re-read
+        s = time_epochs(learn, mode, reps, cache_dir=cache_dir, feats=feats)
         res[k] = dict(epoch_s=s, img_s=n_train / s)
     s = res['epoch_cached']['epoch_s']
     res['epoch_cached'].update(x_full=res['epoch_full']['epoch_s'] / s, x_frozen=res['epoch_frozen']['epoch_s'] / s)
@@ -445,9 +445,7 @@ def pipeline_section(ctx:dict) -> dict:
     "3. The fastai pipeline with the project's fixes, then with fastai's stock behaviour (optionally profiled)."
     prof = Path(ctx['profile']) if ctx['profile'] else None
     if prof: prof.unlink(missing_ok=True)
-    res = {'pipeline': bench_pipeline(ctx, FIXES, profile=prof), 'pipeline_stock': bench_pipeline(ctx, (), profile=prof)}
-    if 'inference' not in ctx['cfg']['sections']: ctx.pop('learner', None)  # kept for the inference section only
-    return res
+    return {'pipeline': bench_pipeline(ctx, FIXES, profile=prof), 'pipeline_stock': bench_pipeline(ctx, (), profile=prof)}
 
 # %% ../nbs/19_bench.ipynb #f49f71e6
 def epoch_section(ctx:dict) -> dict:
@@ -542,10 +540,12 @@ def run_bench(backbone:str='resnet50', # timm backbone
         torch.manual_seed(seed)
         out['data'] = bench_data(ctx)
         plain_batch(ctx)
-        ran = []
-        for name, section in todo.items():
-            if name != 'limit' and ctx['over'](): continue  # over the time budget: listed under `skipped`
-            out['results'].update(section(ctx)); ran.append(name); _gc()
+        ran, names = [], list(todo)
+        for i, (name, section) in enumerate(todo.items()):
+            if name == 'limit' or not ctx['over']():  # else over the time budget: listed under `skipped`
+                out['results'].update(section(ctx)); ran.append(name)
+            if 'inference' not in names[i+1:]: ctx.pop('learner', None)  # the pipeline's learner: kept while inference may still run
+            _gc()
         if 'epoch' in ran: out['protocol'] = {k: protocol_estimate(out['results'][e], len(ctx['df']), ctx['cache_s'], folds, protocol_epochs)
                                               for k, e in (('default', 'epoch'), ('stock', 'epoch_stock'))}
         out['skipped'] = [s for s in sections if s != 'limit' and s not in ran]

@@ -13,6 +13,7 @@ import numpy as np, torch
 from torch import nn, Tensor
 from fastcore.basics import patch, ifnone, store_attr
 from fastai.learner import Learner
+from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import TensorCategory
@@ -92,9 +93,10 @@ class FeatureCache:
     VERSION = 1
     def __init__(self, path:Path=None): self.path = Path(ifnone(path, default_cache_dir().parent/'features'))
 
-    def key(self, encoder, images, size, stats, view, kind) -> Path:
+    def key(self, encoder, images, size, stats, view, kind,
+            digest:str=None) -> Path: # `state_digest(encoder)`, if the caller already has it
         "The file for these features: a hash of everything they depend on."
-        blob = f'v{self.VERSION}|{state_digest(encoder)}|{array_digest(images)}|{size}|{stats}|{view}|{kind}'
+        blob = f'v{self.VERSION}|{digest or state_digest(encoder)}|{array_digest(images)}|{size}|{stats}|{view}|{kind}'
         return self.path/f'{kind}-{view}-{hashlib.sha1(blob.encode()).hexdigest()[:20]}.npy'
 
     def _read(self, f:Path, n:int):
@@ -103,14 +105,16 @@ class FeatureCache:
             return a if len(a) == n else None
         except (ValueError, OSError, EOFError): return None   # damaged: recompute
 
-    def get(self, encoder, images, size, stats, view='identity', kind='pool', **kwargs) -> np.ndarray:
+    def get(self, encoder, images, size, stats, view='identity', kind='pool', digest:str=None, **kwargs) -> np.ndarray:
         "Cached features, or `encode_images` once and cache them (a map's pass caches the pooled features too)."
-        f = self.key(encoder, images, size, stats, view, kind)
+        digest = digest or state_digest(encoder)   # the weights are hashed at most once per call, whatever it writes
+        key = lambda k: self.key(encoder, images, size, stats, view, k, digest)
+        f = key(kind)
         a = self._read(f, len(images)) if f.is_file() else None
         if a is not None: return a
         res = encode_images(encoder, images, size, stats, view, ('pool', 'map') if kind == 'map' else ('pool',), **kwargs)
         for k, a in res.items():
-            buf = io.BytesIO(); np.save(buf, a); atomic_write(self.key(encoder, images, size, stats, view, k), buf.getvalue())
+            buf = io.BytesIO(); np.save(buf, a); atomic_write(key(k), buf.getvalue())
         return res[kind]
 
 # %% ../nbs/13_frozen.ipynb #b8e86781
@@ -174,18 +178,23 @@ def frozen_features(learn:Learner, n_views:int=1, # cached views per image (see 
     "The frozen backbone's outputs for every row of `learn.dls.df` under each view: (V,N,C) or (V,N,C,h,w)."
     m, dls, cache, views = learn.model, learn.dls, FeatureCache(cache_dir), view_names(n_views)
     if not m.img_encoder.num_features: return np.zeros((len(views), len(dls.images), 0), np.float32)  # no backbone: nothing to encode
-    return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, feature_kind(m)) for v in views])
+    digest, kind = state_digest(m.img_encoder), feature_kind(m)   # the backbone's weights, hashed once for all the views
+    return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, kind, digest=digest) for v in views])
 
 # %% ../nbs/13_frozen.ipynb #fb380877
 @patch
 def fit_frozen(self:Learner, n_epoch:int, # epochs
                lr=None, # learning rate (as for `fit`)
                fit='fit_one_cycle', # name of a `Learner` method (or such a function), e.g. 'fit_cosine'
-               n_views:int=1, # cached views per image (see `VIEWS`); training draws one per row per epoch
+               n_views:int=None, # cached views per image (see `VIEWS`; default 1, or `len(feats)`); training draws one per row per epoch
                cache_dir:Path=None, # feature cache (default: beside the presized-image cache)
+               feats:np.ndarray=None, # (V,N,...) features the caller already has, from `frozen_features(self, V, cache_dir)`: not computed again
                **kwargs): # passed to the fit method (e.g. `cbs`)
     "Train all but the frozen backbone on its cached outputs; the backbone stays in the model, unchanged."
-    feats = frozen_features(self, n_views, cache_dir)
+    if feats is None: feats = frozen_features(self, ifnone(n_views, 1), cache_dir)
+    elif feats.ndim < 3 or feats.shape[1] != len(self.dls.images):
+        raise ValueError(f"feats must be (V,N,...) for the N = {len(self.dls.images)} rows of the loaders, as `frozen_features` gives, not {feats.shape}")
+    elif n_views not in (None, len(feats)): raise ValueError(f"feats has {len(feats)} views, not n_views = {n_views}")
     fit = getattr(Learner, fit) if isinstance(fit, str) else fit
     with on_features(self, feature_dls(self.dls, feats)): fit(self, n_epoch, lr, **kwargs)
     return self
@@ -199,13 +208,28 @@ def predict_features(self:JIFPredictor, feats:np.ndarray, # (N,C) or (N,C,h,w) c
     return self.batched(lambda f, c, n: self.model.forward_from_map(as_map(f), c, n), feats, cats, conts, bs)
 
 # %% ../nbs/13_frozen.ipynb #400b223f
+class _EpochClock(Callback):
+    "Wall time of each epoch (training + validation), device synchronised."
+    order = 100
+    def _now(self):
+        if torch.device(self.dls.device).type == 'cuda': torch.cuda.synchronize(self.dls.device)
+        return time.perf_counter()
+    def before_fit(self): self.times = []
+    def before_epoch(self): self.t = self._now()
+    def after_epoch(self): self.times.append(self._now() - self.t)
+
 def time_epochs(learn:Learner, mode:str, # 'cached' (fit_frozen), 'frozen' (freeze + fit) or 'full' (unfreeze + fit)
-                n_epoch:int=1, lr:float=1e-3, cache_dir:Path=None) -> float:
-    "Seconds per epoch of one way of training `learn` (after the features are cached, for 'cached')."
-    cached = lambda n: learn.fit_frozen(n, lr, fit='fit', cache_dir=cache_dir)
+                n_epoch:int=1, lr:float=1e-3, cache_dir:Path=None,
+                feats:np.ndarray=None, # for 'cached': `frozen_features(learn, 1, cache_dir)`, if the caller has them
+               ) -> float:
+    "Seconds per epoch of one way of training `learn`: the mean of `n_epoch` epochs after one warm-up epoch, set-up untimed."
+    if mode not in ('cached', 'frozen', 'full'): raise ValueError(f"mode must be 'cached', 'frozen' or 'full', not {mode!r}")
+    clock = _EpochClock()
     with learn.no_bar(), learn.no_logging():
-        if mode == 'cached': cached(1)   # warm the cache, untimed
-        else: (learn.freeze if mode == 'frozen' else learn.unfreeze)()
-        t = time.perf_counter()
-        cached(n_epoch) if mode == 'cached' else learn.fit(n_epoch, lr)
-        return (time.perf_counter() - t) / n_epoch
+        if mode == 'cached':
+            if feats is None: feats = frozen_features(learn, 1, cache_dir)   # before the clock
+            learn.fit_frozen(1 + n_epoch, lr, fit='fit', feats=feats, cbs=clock)
+        else:
+            (learn.freeze if mode == 'frozen' else learn.unfreeze)()
+            learn.fit(1 + n_epoch, lr, cbs=clock)
+    return sum(clock.times[1:]) / n_epoch

@@ -1,4 +1,4 @@
-"CPU smoke test of `jif_fastai.bench` (tiny configuration; no timing assertions: CPU timings are noise)."
+"CPU smoke test of `jif_fastai.bench` (tiny configuration; one coarse timing assertion, cached vs full epochs: other CPU timings are noise)."
 import json, math
 import numpy as np, pytest, torch
 from PIL import Image
@@ -31,7 +31,10 @@ def test_ratios_finite(res):
 def test_frozen_rows(res):
     R = res['results']
     for k in ('epoch_cached', 'epoch_frozen', 'epoch_full'): assert R[k]['epoch_s'] > 0, k
-    assert R['epoch_cached']['x_full'] == pytest.approx(R['epoch_full']['epoch_s'] / R['epoch_cached']['epoch_s'])
+    # behaviour, not the formula: an epoch on cached features skips the backbone's forward and backward passes,
+    # so even on the tiny configuration it takes well under the time of a full fine-tuning epoch
+    assert R['epoch_cached']['epoch_s'] < 0.75 * R['epoch_full']['epoch_s'], (R['epoch_cached'], R['epoch_full'])
+    assert R['epoch_cached']['x_full'] > 1 / 0.75 and R['epoch_cached']['x_frozen'] > 1
     assert 'full / cached =' in format_table(res)
 
 def test_protocol_and_data(res):
