@@ -7,11 +7,12 @@ Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 # %% ../nbs/00_core.ipynb #f398df8e
 from __future__ import annotations
 import hashlib, importlib, json, os, warnings
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['json_default', 'jsonable', 'moved_names', 'file_sha256']
+__all__ = ['json_default', 'jsonable', 'moved_names', 'file_sha256', 'eval_mode']
 
 # %% ../nbs/00_core.ipynb #ed826191
 def json_default(o):
@@ -54,3 +55,12 @@ def file_sha256(path:Path, chunk:int=1<<20) -> str:
     "Hex SHA-256 of the file at `path`, read in chunks (checksums of downloads, weights and model files); an unchanged file is read once."
     p = Path(path).resolve(); st = os.stat(p)
     return _sha256_of(str(p), st.st_ino, st.st_size, st.st_mtime_ns, chunk)
+
+# %% ../nbs/00_core.ipynb #4551d44f
+@contextmanager
+def eval_mode(m, # an `nn.Module`
+             ):
+    "Inside the context `m` is in eval mode; its train/eval mode is restored after (also on errors)."
+    was = m.training; m.eval()
+    try: yield m
+    finally: m.train(was)

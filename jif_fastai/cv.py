@@ -118,13 +118,14 @@ def train_fold(df:pd.DataFrame, # tidy frame
     best = KeepBest() if p['pick'] else None
     fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out), TrainingGuard(fold)] + listify(best)
     fdir = None if cache_dir is None else Path(cache_dir)/'features'   # frozen runs: the feature cache
+    feats = _frozen.frozen_features(learn, cfg['views'], fdir) if cfg['frozen'] else None  # (V,N,...): backbone hashed, cache read once
     with learn.no_bar(), learn.no_logging():
-        if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs, cache_dir=fdir)
+        if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs, feats=feats)
         else: fit(learn, cfg['epochs'], cfg['lr'], cbs=cbs)
     mdir = export_jif(learn, out/'models'/f'fold_{fold}', fold=fold, run=cfg)
     pred = load_jif(mdir, device=dls.device)
     y = dls.y
-    feats = _frozen.frozen_features(learn, 1, fdir)[0] if cfg['frozen'] else None  # the backbone's outputs: same scores, no CNN pass
+    feats = None if feats is None else feats[0].copy()  # the identity view (a copy frees the others): same scores, no CNN pass
     def _probs(rows):
         cats, conts = dls.cats[rows], dls.conts[rows]
         if feats is not None: return pred.predict_features(feats[rows], cats, conts)[1]

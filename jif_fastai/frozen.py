@@ -20,6 +20,7 @@ from fastai.torch_core import TensorCategory
 from .dataloaders import ImageMetaDataLoaders, valid_pipe, image_batch, atomic_write, default_cache_dir
 from .fusion import Fusion
 from .inference import JIFPredictor
+from .core import eval_mode
 
 # %% auto #0
 __all__ = ['VIEWS', 'view_names', 'state_digest', 'array_digest', 'encode_images', 'FeatureCache', 'FeatureSet', 'FeatureDL',
@@ -76,15 +77,12 @@ def encode_images(encoder:nn.Module, # image encoder with `forward_features` (B,
     "{kind: array}: the eval-mode encoder's output for every image under `view`, computed in batches without gradients."
     if set(kinds) - {'pool', 'map'}: raise ValueError(f"kinds must be 'pool' and/or 'map', not {kinds!r}")
     device = ifnone(device, next(encoder.parameters(), torch.empty(0)).device)
-    pipe, out, was = valid_pipe(size, device, stats), {k: [] for k in kinds}, encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            for i in range(0, len(images), bs):
-                x = VIEWS[view](image_batch(images[i:i+bs], size, device, pipe).as_subclass(Tensor))  # (B,3,S,S)
-                m = encoder.forward_features(x)                                                     # (B,C,h,w)
-                for k in kinds: out[k].append((Fusion.pool(m).float() if k == 'pool' else m.half()).cpu().numpy())
-    finally: encoder.train(was)
+    pipe, out = valid_pipe(size, device, stats), {k: [] for k in kinds}
+    with eval_mode(encoder), torch.no_grad():
+        for i in range(0, len(images), bs):
+            x = VIEWS[view](image_batch(images[i:i+bs], size, device, pipe).as_subclass(Tensor))  # (B,3,S,S)
+            m = encoder.forward_features(x)                                                     # (B,C,h,w)
+            for k in kinds: out[k].append((Fusion.pool(m).float() if k == 'pool' else m.half()).cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
 # %% ../nbs/13_frozen.ipynb #9b46e5eb

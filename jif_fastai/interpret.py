@@ -23,11 +23,12 @@ from .structures import JIFModel, fuse_probs
 from fastai.interpret import ClassificationInterpretation
 from .dataloaders import show_image_meta
 from .metrics import macro_auc
+from .core import eval_mode
 
 # %% auto #0
-__all__ = ['headless', 'eval_mode', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map',
-           'plot_attention', 'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars',
-           'save_fold_pictures', 'save_run_pictures', 'JIFInterpretation']
+__all__ = ['headless', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map', 'plot_attention',
+           'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars', 'save_fold_pictures',
+           'save_run_pictures', 'JIFInterpretation']
 
 # %% ../nbs/14_interpret.ipynb #d9a76548
 _HEADLESS = contextvars.ContextVar('jif_headless', default=False)
@@ -53,13 +54,6 @@ def _plain(*xs) -> tuple:
     return tuple(torch.as_tensor(x).as_subclass(Tensor) for x in xs)
 
 def _model(o) -> JIFModel: return o.model if isinstance(o, Learner) else o
-
-@contextmanager
-def eval_mode(m:torch.nn.Module):
-    "Inside the context `m` is in eval mode; its train/eval mode is restored after (also on errors)."
-    was = m.training; m.eval()
-    try: yield m
-    finally: m.train(was)
 
 # %% ../nbs/14_interpret.ipynb #174497fa
 @torch.no_grad()
