@@ -1,4 +1,4 @@
-"""`moved_names` keeps old import paths working (with a warning that names the new one); `json_default` / `jsonable` are the one JSON conversion for configs and model files; `file_sha256` is the one checksum of a file.
+"""`json_default` / `jsonable` are the one JSON conversion for configs and model files; `file_sha256` is the one checksum of a file.
 
 Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 
@@ -6,13 +6,13 @@ Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f398df8e
 from __future__ import annotations
-import hashlib, importlib, json, os, warnings
+import hashlib, json, os
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['json_default', 'jsonable', 'moved_names', 'file_sha256', 'eval_mode']
+__all__ = ['json_default', 'jsonable', 'file_sha256', 'eval_mode']
 
 # %% ../nbs/00_core.ipynb #ed826191
 def json_default(o):
@@ -25,22 +25,6 @@ def json_default(o):
 def jsonable(o):
     "`o` as it reads back from JSON (tuples become lists, NumPy/tensors/paths converted by `json_default`)."
     return json.loads(json.dumps(o, default=json_default))
-
-# %% ../nbs/00_core.ipynb #97368f9d
-def moved_names(module:str, # the old module's `__name__`
-                moved:dict=None, # new module -> the names that moved there unchanged
-                renamed:dict=None, # old name -> 'new.module:new_name'
-                removed:dict=None, # old name -> what to use instead
-               ):
-    "A module `__getattr__` that resolves names moved elsewhere, with a `DeprecationWarning` naming the new place, and explains removed ones."
-    where = {n: f'{m}:{n}' for m, names in (moved or {}).items() for n in names} | (renamed or {})
-    def __getattr__(name):
-        if name in (removed or {}): raise AttributeError(f"{module}.{name} was removed: {removed[name]}")
-        if name not in where: raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        mod, new = where[name].split(':')
-        warnings.warn(f"{module}.{name} moved: use {mod}.{new}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(mod), new)
-    return __getattr__
 
 # %% ../nbs/00_core.ipynb #c0a1f5e2
 @lru_cache(maxsize=32)

@@ -14,7 +14,7 @@ from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 import matplotlib.pyplot as plt
 import jif_fastai
-from .core import jsonable, moved_names
+from .core import jsonable
 from .data import DatasetSpec, DatasetError, kfold_splits, official_splits
 from .datasets import load_dataset
 from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
@@ -506,11 +506,3 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     run_pics = _pictures()[1] if pictures else None
     if run_pics: run_pics(folds, out/'pictures', metrics=list(metrics))
     return table
-
-# %% ../nbs/16_cv.ipynb #9ebfccb4
-__getattr__ = moved_names(__name__,
-    moved={'jif_fastai.datasets': ('DATASETS',), 'jif_fastai.metrics': ('METRICS', 'simplex_grid', 'search_weights'),
-           'jif_fastai.structures': ('UncertaintyJIFLoss', 'fixed_weighting', 'uncertainty_weighting'),
-           'jif_fastai.callbacks': ('LinePrinter',), 'jif_fastai.tables': ('choose_weights',)},
-    renamed={'fuse': 'jif_fastai.structures:weighted_vote'},
-    removed={'md_table': 'use `DataFrame.to_markdown(index=False)`', 'looks_at_images': 'use `get_structure(name).sees_image`'})

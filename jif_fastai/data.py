@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import store_attr, listify
 from sklearn.model_selection import StratifiedGroupKFold
-from .core import file_sha256   # defined in core; importable from here as before
 
 # %% auto #0
 __all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',

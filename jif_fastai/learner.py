@@ -17,7 +17,6 @@ from fastai.optimizer import Adam
 from fastai.callback.schedule import *  # fit_one_cycle, fit_flat_cos, lr_find
 from fastai.callback.fp16 import *      # to_fp16 / to_bf16
 from fastai.callback.channelslast import *  # to_channelslast
-from .core import moved_names
 from .dataloaders import ImageMetaDataLoaders
 from .structures import create_model, jif_splitter
 from .metrics import jif_metrics
@@ -66,13 +65,3 @@ def fit_cosine(self:Learner, n_epoch:int, # epochs
 
 # %% ../nbs/11_learner.ipynb #13ffd9f9
 SCHEDULES = {'one-cycle': Learner.fit_one_cycle, 'cosine': Learner.fit_cosine}
-
-# %% ../nbs/11_learner.ipynb #b8cd7ac0
-__getattr__ = moved_names(__name__,
-    moved={'jif_fastai.metrics': ('balanced_accuracy', 'macro_auc', 'jif_metrics'),
-           'jif_fastai.callbacks': ('DeviceAvgSmoothLoss', 'SyncFreePipeline', 'SyncFree', 'ForeachSGD'),
-           'jif_fastai.interpret': ('JIFInterpretation',),
-           'jif_fastai.inference': ('ModelFileError', 'FORMAT', 'PICKLES', 'JIFPredictor')},
-    renamed={'accuracy': 'jif_fastai.metrics:top1_accuracy',
-             'save_model': 'jif_fastai.inference:export_jif', 'load_model': 'jif_fastai.inference:load_jif'},
-    removed={'quick_compare': 'use `jif_fastai.cv.run_grid`, which compares setups over cross-validation folds'})

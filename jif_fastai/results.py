@@ -6,9 +6,10 @@ Docs: https://jif-fastai.github.io/jif_fastai/results.html.md"""
 
 # %% ../nbs/17_results.ipynb #3d76ad58
 from __future__ import annotations
-import hashlib, inspect, json, platform, shlex, sys, time
+import hashlib, inspect, json, os, platform, re, shlex, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from fastcore.basics import ifnone
 from fastcore.script import call_parse
 import jif_fastai
 from .data import DatasetSpec
@@ -24,9 +25,10 @@ from .cv import run_cv, run_grid, load_folds
 from .interpret import plot_fusion_bars, plot_confusion, headless, _save
 
 # %% auto #0
-__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'GRIDS', 'MISSING_RUNS', 'settings_hash', 'config_name',
-           'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'grid_tables', 'write_tables',
-           'run_results', 'main']
+__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'GRIDS', 'MISSING_RUNS', 'code_defaults',
+           'settings_hash', 'changed_defaults', 'config_name', 'per_class_recall', 'paired_differences', 'canary_slice',
+           'canary', 'canary_deviation', 'canary_tolerance', 'canary_problems', 'cpu_features', 'canary_in_process',
+           'record_canary', 'grid_tables', 'write_tables', 'run_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -39,11 +41,26 @@ RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, nev
 # %% ../nbs/17_results.ipynb #8c86c1e8
 def _defaults(f) -> dict: return {k: repr(p.default) for k, p in inspect.signature(f).parameters.items() if p.default is not p.empty}
 
-def settings_hash(settings:dict=None) -> str:
-    "SHA-256 (16 hex) of the settings and of the code defaults they rely on (run_cv, jif_learner, create_model, MMFA, MetaEncoder)."
-    s = dict(settings or RESULTS_SETTINGS)
-    code = {f.__qualname__: _defaults(f) for f in (run_cv, jif_learner, create_model, MMFA.__init__, MetaEncoder.__init__)}
+def code_defaults() -> dict:
+    "Per function the results rely on (run_cv, jif_learner, create_model, MMFA, MetaEncoder): its parameters' defaults (repr)."
+    return {f.__qualname__: _defaults(f) for f in (run_cv, jif_learner, create_model, MMFA.__init__, MetaEncoder.__init__)}
+
+# %% ../nbs/17_results.ipynb #38aa5235
+def settings_hash(settings:dict=None, # default `RESULTS_SETTINGS`
+                  defaults:dict=None, # default `code_defaults()`: this code's
+                 ) -> str:
+    "SHA-256 (16 hex) of the settings and of the code defaults they rely on."
+    s, code = dict(settings or RESULTS_SETTINGS), ifnone(defaults, code_defaults())
     return hashlib.sha256(json.dumps(dict(settings=s, code=code), sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+# %% ../nbs/17_results.ipynb #429ca392
+def changed_defaults(recorded:dict, # `code_defaults()` as the manifest recorded it
+                     now:dict=None, # default: this code's
+                    ) -> list:
+    "The recorded defaults this code no longer has, one line each; parameters added since are not listed."
+    now = ifnone(now, code_defaults())
+    return [f"{fn}({k}): {v} then, {'gone' if k not in now.get(fn, {}) else now[fn][k]} now"
+            for fn, ps in recorded.items() for k, v in ps.items() if now.get(fn, {}).get(k) != v]
 
 # %% ../nbs/17_results.ipynb #c996a0fe
 STRUCTURE_LABELS = {'jif': 'JIF', 'jif-fused': 'JIF(fused)', 'jf': 'JF', 'late': 'late fusion', 'image': 'image only', 'meta': 'metadata only'}
@@ -86,21 +103,107 @@ def canary_slice(df:pd.DataFrame, spec:DatasetSpec, per_class:int) -> pd.DataFra
 def canary(root:Path, # HAM10000 folder
            weights_file:Path, # the lite0 weights
            out:Path, # scratch folder for the run
-           settings:dict=None) -> dict:
-    "Per fold: balanced accuracy, accuracy and AUC of JIF-MMFA on the canary slice (1 thread, deterministic)."
-    s, threads = dict(settings or RESULTS_SETTINGS), torch.get_num_threads()
+           settings:dict=None, # default `RESULTS_SETTINGS`
+           threads:int=1, # torch CPU threads while it runs
+           cache_dir:Path=None, # presized-image + feature cache (default `out/cache`; runs with other training settings may share one)
+          ) -> dict:
+    "JIF-MMFA on the canary slice: per fold balanced accuracy, accuracy and AUC; the fused prediction of every image."
+    s, n0 = dict(settings or RESULTS_SETTINGS), torch.get_num_threads()
     df, spec = load_dataset(s['dataset'], root)
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         res = run_cv((canary_slice(df, spec, s['canary_per_class']), spec), s['backbone'], 'mmfa', 'jif', out_dir=Path(out)/'canary',
-                     cache_dir=Path(out)/'cache', progress=False, pictures=False, **_cv_kw(s, weights_file))
-    finally: torch.set_num_threads(threads)
-    return {r.fold: dict(bal_acc=r.bal_acc, accuracy=r.accuracy, auc=r.auc) for r in fold_rows(res).itertuples()}
+                     cache_dir=ifnone(cache_dir, Path(out)/'cache'), progress=False, pictures=False, **_cv_kw(s, weights_file))
+    finally: torch.set_num_threads(n0)
+    recs, C = load_folds(Path(out)/'canary'), len(spec.classes)
+    rows = np.concatenate([r['rows'] for r in recs])
+    pred = np.concatenate([weighted_vote(r['probs'], r['decision_weights']).argmax(1) for r in recs])[np.argsort(rows)]
+    one = [(1/len(r['y']), 1/(C*np.bincount(r['y'], minlength=C)[np.unique(r['y'])].min())) for r in recs]  # one flip's effect
+    return dict(folds={str(r.fold): dict(bal_acc=r.bal_acc, accuracy=r.accuracy, auc=r.auc) for r in fold_rows(res).itertuples()},
+                pred=''.join(map(str, pred)),   # class index per image in slice order (HAM10000: 7 classes, one digit each)
+                one_flip=dict(accuracy=max(a for a, _ in one), bal_acc=max(b for _, b in one)))
 
 def _cv_kw(s:dict, weights_file:Path) -> dict:
     "`run_cv` arguments from the settings."
     return dict(folds=s['folds'], epochs=s['epochs'], bs=s['bs'], lr=s['lr'], schedule=s['schedule'], opt=s['opt'], wd=s['wd'],
                 size=s['size'], seed=s['seed'], lam=s['lam'], frozen=s['frozen'], views=s['views'], weights_file=weights_file)
+
+# %% ../nbs/17_results.ipynb #fa5731ec
+def canary_deviation(got:dict, # a `canary` result
+                     want:dict, # the recorded one
+                    ) -> dict:
+    "Per metric the largest per-fold |got - want|, and the share of images whose prediction agrees."
+    if sorted(got['folds']) != sorted(want['folds']) or len(got['pred']) != len(want['pred']):
+        raise ValueError(f"canary: folds {sorted(got['folds'])} and {len(got['pred'])} images, recorded {sorted(want['folds'])} and {len(want['pred'])}")
+    dev = {m: max(abs(got['folds'][f][m] - w[m]) for f, w in want['folds'].items()) for m in next(iter(want['folds'].values()))}
+    return {**dev, 'agreement': float(np.mean([a == b for a, b in zip(got['pred'], want['pred'])]))}
+
+# %% ../nbs/17_results.ipynb #a4e5f4d5
+CANARY_KERNELS = {   # name: (environment, torch threads): the kernel settings the canary is re-run under to measure its spread
+    '2 threads': ({}, 2),
+    'ATen without vector kernels': ({'ATEN_CPU_CAPABILITY': 'default'}, 1),
+    'oneDNN up to SSE4.1': ({'ONEDNN_MAX_CPU_ISA': 'SSE41'}, 1),
+}
+
+# %% ../nbs/17_results.ipynb #6f96def6
+def canary_tolerance(spread:dict, # kernel setting -> its `canary_deviation` from the reference
+                     one_flip:dict, # the reference's `one_flip`: one changed prediction's largest effect per metric
+                     n:int, # images in the slice
+                     folds:int, # folds
+                     factor:float=5., # the tolerance is `factor` x the largest deviation the kernel settings showed...
+                     flips:int=2, # ... but at least this many flipped predictions per fold
+                     auc:float=0.01, # ... and at least this much AUC
+                    ) -> dict:
+    "How far a re-run of the canary may move: per metric, and the least share of predictions that must agree."
+    worst = {m: max(d[m] for d in spread.values()) for m in ('bal_acc', 'accuracy', 'auc')}
+    tol = {m: max(factor*worst[m], flips*one_flip.get(m, 0.), auc if m == 'auc' else 0.) for m in worst}
+    disagree = max(factor*(1 - min(d['agreement'] for d in spread.values())), flips*folds/n)
+    return {**tol, 'agreement': 1 - disagree}
+
+# %% ../nbs/17_results.ipynb #c35ce118
+def canary_problems(got:dict, # a `canary` result
+                    recorded:dict, # the manifest's canary, with its `tolerance`
+                   ) -> list:
+    "What lies outside the recorded tolerance, one line each; empty when the canary reproduces."
+    dev, tol = canary_deviation(got, recorded), recorded['tolerance']
+    out = [f"{m}: a fold moved by {dev[m]:.4f}, more than the tolerated {tol[m]:.4f}" for m in ('bal_acc', 'accuracy', 'auc')
+           if m in dev and dev[m] > tol[m]]
+    if dev['agreement'] < tol['agreement']: out.append(f"predictions: {dev['agreement']:.1%} agree with the recorded ones, fewer than {tol['agreement']:.1%}")
+    return out
+
+# %% ../nbs/17_results.ipynb #ae951cd3
+def cpu_features() -> dict:
+    "This CPU: its model, the vector kernels torch picked, and the flags that change float results (AVX, AVX-512, AMX, FMA)."
+    try: info = Path('/proc/cpuinfo').read_text()
+    except OSError: info = ''
+    grab = lambda key: (re.search(rf'^{key}\s*:(.*)$', info, re.M) or [None, ''])[1].strip()
+    return dict(model=grab('model name') or platform.processor(), torch_kernels=torch.backends.cpu.get_cpu_capability(),
+                flags=sorted(f for f in grab('flags').split() if f.startswith(('avx', 'amx', 'fma'))))
+
+# %% ../nbs/17_results.ipynb #6a183de0
+def canary_in_process(env:dict, # environment variables to add (kernel choices are made when torch loads)
+                      threads:int, # torch CPU threads
+                      root:Path, weights_file:Path, out:Path, settings:dict=None) -> dict:
+    "`canary` in a fresh Python process."
+    code = ("import json, sys; from jif_fastai.results import canary; a = json.loads(sys.argv[1]); "
+            "print(json.dumps(canary(a['root'], a['weights'], a['out'], a['settings'], a['threads'])))")
+    args = json.dumps(dict(root=str(root), weights=str(weights_file), out=str(out), settings=settings, threads=threads), default=list)
+    r = subprocess.run([sys.executable, '-c', code, args], env={**os.environ, **env}, capture_output=True, text=True)
+    if r.returncode: raise RuntimeError(f"canary with {env or 'no change'} and {threads} thread(s) failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+# %% ../nbs/17_results.ipynb #0d400ce4
+def record_canary(root:Path, # HAM10000 folder
+                  weights_file:Path, # the lite0 weights
+                  runs:Path, # scratch run folders
+                  settings:dict=None, # default `RESULTS_SETTINGS`
+                 ) -> dict:
+    "The manifest's canary: the reference run (1 thread), its deviation under each of `CANARY_KERNELS`, the tolerance, this CPU."
+    ref, runs = canary(root, weights_file, Path(runs)/'canary', settings), Path(runs)
+    spread = {name: canary_deviation(canary_in_process(env, th, root, weights_file, runs/f'canary-{i}', settings), ref)
+              for i, (name, (env, th)) in enumerate(CANARY_KERNELS.items())}
+    tol = canary_tolerance(spread, ref['one_flip'], len(ref['pred']), len(ref['folds']))
+    return dict(ref, spread=spread, tolerance=tol, cpu=cpu_features(), recorded=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()))
 
 # %% ../nbs/17_results.ipynb #1ce1a09f
 def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
@@ -108,7 +211,7 @@ def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f'
 def _versions() -> dict:
     import fastai, timm
     return dict(jif_fastai=jif_fastai.__version__, torch=torch.__version__, fastai=fastai.__version__, timm=timm.__version__,
-                python=platform.python_version(), machine=platform.machine(), threads=torch.get_num_threads())
+                python=platform.python_version(), machine=platform.machine(), threads=torch.get_num_threads(), cpu=cpu_features())
 
 def grid_tables(grid_dirs:list) -> tuple:
     "(per-fold table with per-class recall, summary table mean ± std, paired differences) of finished grids."
@@ -160,7 +263,7 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
                 cache_dir:Path=None, # presized-image + feature cache
                 settings:dict=None, # default `RESULTS_SETTINGS`
                 command:str=None) -> dict: # the command line to record (default: this process's)
-    "Run the book's results: the HAM10000 grid, paired differences, pictures, PAD-UFES-20 metadata-only, canary, manifest."
+    "Run the book's results: the HAM10000 grid, paired differences, pictures, PAD-UFES-20 metadata-only, canary and its spread, manifest."
     s, t0, out, runs = dict(settings or RESULTS_SETTINGS), time.time(), Path(out), Path(runs)
     out.mkdir(parents=True, exist_ok=True)
     kw = _cv_kw(s, weights_file)
@@ -169,7 +272,7 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
         run_grid(s['dataset'], [s['backbone']], list(fus), list(sts), out_dir=runs/name, root=root, cache_dir=cache_dir,
                  pictures=False, progress=True, **kw)
     write_tables(runs, out, s)
-    rec = dict(command=command or ' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s),
+    rec = dict(command=command or ' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
                versions=_versions(), started=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t0)))
     if pad_root is not None:
         pad = run_cv('pad-ufes-20', s['backbone'], 'mmfa', s['pad_structure'], out_dir=runs/'pad-ufes-20-meta', root=pad_root,
@@ -179,7 +282,7 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
                              {'model': 'logistic regression (class-balanced)', **mean_std(fold_rows(lr), ['bal_acc', 'accuracy', 'auc'])}])
         atomic_write(out/'pad_ufes20_meta.md', _md(both))
         rec['pad_rows'] = json.loads((runs/'pad-ufes-20-meta'/'run.json').read_text())['config']['n_images']
-    rec['canary'] = canary(root, weights_file, runs/'canary', s)
+    rec['canary'] = record_canary(root, weights_file, runs/'canary', s)
     rec['seconds'] = round(time.time() - t0)
     atomic_write(out/'manifest.json', json.dumps(rec, indent=1, default=str))
     return rec
@@ -191,9 +294,14 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          out:Path=Path('results'), # committed tables, pictures, manifest
          pad_root:Path=None, # PAD-UFES-20 folder for the metadata-only comparison
          runs:Path=Path('runs/results'), # run folders (not committed)
-         threads:int=None): # torch CPU threads
+         threads:int=None, # torch CPU threads
+         canary_only:bool=False): # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
     if threads: torch.set_num_threads(threads)
+    if canary_only:
+        f = Path(out)/'manifest.json'; rec = json.loads(f.read_text())
+        rec['canary'] = record_canary(root, weights_file, Path(runs)/'canary', rec['settings'])
+        atomic_write(f, json.dumps(rec, indent=1, default=str)); return print(f"re-recorded the canary in {f}")
     rec = run_results(root, weights_file, out, pad_root, runs, command=' '.join(['python -m jif_fastai.results'] + sys.argv[1:]))
     print(f"wrote {out}/ in {rec['seconds']} s; settings hash {rec['settings_hash']}")

@@ -73,6 +73,14 @@ def test_every_notebook_has_a_toc_line():
     orphans = [f for f in toc if f not in handwritten and f not in names.values()]
     assert not orphans, f'_toc.yml lines with neither a notebook in nbs/ nor a page in book/: {orphans}'
 
+def test_module_chapters_in_reading_order():
+    "The chapters that export a module come in the toc in their notebooks' order, the order they import each other."
+    pc = _load_tool('place_chapters')
+    nbs = [p for p in sorted((ROOT/'nbs').glob('*.ipynb')) if '#| default_exp' in p.read_text()]
+    order = {pc.page_name(p): k for k, p in enumerate(nbs)}
+    listed = [f for f in toc_files() if f in order]
+    assert listed == sorted(listed, key=order.get), f"module chapters out of reading order in book/_toc.yml: {listed}"
+
 # ---------------------------------------------------------------- links resolve
 
 def site_baseurl() -> str:

@@ -4,7 +4,8 @@ checksum is a one-line error (exit 2) that leaves no folder a loader would accep
 import pytest
 import jif_fastai.cli as cli
 from conftest import in_process
-from jif_fastai.data import file_sha256, load_pad_ufes20
+from jif_fastai.core import file_sha256
+from jif_fastai.data import load_pad_ufes20
 from jif_fastai.datasets import pad_archive, registry_entry, serve_folder
 from jif_fastai.sample import make_sample
 

@@ -1,10 +1,11 @@
-"""The committed results (results/, made by `make results`) are honest: they carry the settings hash this code
-produces, and the canary (one configuration on a fixed 420-image slice of HAM10000, one CPU thread) re-runs to the
-recorded numbers. Every 'mean ± std' the book's Results page quotes appears in the generated tables."""
+"""The committed results (results/, made by `make results`) are honest: they carry the settings hash that their recorded
+settings and code defaults give, none of those defaults changed since, and the canary (JIF-MMFA on a fixed 420-image
+slice of HAM10000) re-runs within its recorded, measured tolerance. Every 'mean ± std' the book's Findings page quotes
+appears in the generated tables."""
 import json, re
 from pathlib import Path
-import pytest, torch
-from jif_fastai.results import RESULTS_SETTINGS, settings_hash, canary
+import pytest
+from jif_fastai.results import (RESULTS_SETTINGS, settings_hash, changed_defaults, canary, canary_problems, canary_tolerance)
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO/'results'
@@ -16,19 +17,38 @@ def manifest():
     return json.loads(f.read_text())
 
 def test_settings_hash_current(manifest):
-    assert manifest['settings_hash'] == settings_hash(manifest['settings']), "manifest.json was edited by hand"
-    assert manifest['settings_hash'] == settings_hash(), (
-        "results/ were made with settings (or code defaults) this code no longer has: run `make results` again and commit results/")
-    assert manifest['settings'] == json.loads(json.dumps(RESULTS_SETTINGS))
+    assert manifest['settings_hash'] == settings_hash(manifest['settings'], manifest['code_defaults']), "manifest.json was edited by hand"
+    assert manifest['settings'] == json.loads(json.dumps(RESULTS_SETTINGS)), (
+        "RESULTS_SETTINGS changed since results/ were made: run `make results` again and commit results/")
+    # A default that changed (or a parameter that went away) changes what results/ mean. A parameter added since is let
+    # through: its default must keep the old behaviour, which no hash can see, so the canary below is what checks it.
+    assert not changed_defaults(manifest['code_defaults']), (
+        f"code defaults changed since results/ were made ({'; '.join(changed_defaults(manifest['code_defaults']))}): run `make results` again")
 
-def test_canary_reproduces(manifest, real_data, tmp_path):
+def test_canary_tolerance_is_the_measured_one(manifest):
+    c = manifest['canary']
+    assert c['tolerance'] == canary_tolerance(c['spread'], c['one_flip'], len(c['pred']), len(c['folds'])), "the tolerance was edited by hand"
+    assert len(c['spread']) >= 3 and 'flags' in c['cpu'], "the canary's spread and CPU were not recorded"
+
+@pytest.fixture(scope='module')
+def ham(real_data):
     weights = real_data.parent/'weights'/RESULTS_SETTINGS['weights']
     if not weights.is_file(): pytest.skip(f"{weights} not found")
-    got = canary(real_data/'ham10000', weights, tmp_path)
-    want = manifest['canary']
-    assert sorted(got) == sorted(want)
-    for fold, m in want.items():
-        for k, v in m.items(): assert got[fold][k] == pytest.approx(v, abs=1e-6), (fold, k, got[fold][k], v)
+    return real_data/'ham10000', weights
+
+def test_canary_reproduces(manifest, ham, tmp_path):
+    """Within the recorded tolerance, not to the last bit: on a CPU with other vector units (AVX-512/AMX vs the AVX2
+    that recorded it) oneDNN and ATen pick other kernels and a prediction near a tie can flip (one flip moves a fold's
+    balanced accuracy by about 0.012). The tolerance is 5x the largest deviation the canary showed under other kernel
+    settings on the recording machine (other thread count, ATen without vector kernels, oneDNN limited to SSE4.1),
+    and never less than two flipped predictions per fold or 0.01 AUC (see the results chapter)."""
+    root, weights = ham
+    got = canary(root, weights, tmp_path, cache_dir=tmp_path/'cache')
+    assert not canary_problems(got, manifest['canary']), canary_problems(got, manifest['canary'])
+    # The check can fail: half the learning rate (same cached backbone features, so only training differs) must trip it.
+    # Measured on the recording machine: 3 flips in a fold (0.036 balanced accuracy) and 7 % of the predictions changed.
+    slow = canary(root, weights, tmp_path/'half-lr', {**RESULTS_SETTINGS, 'lr': RESULTS_SETTINGS['lr']/2}, cache_dir=tmp_path/'cache')
+    assert canary_problems(slow, manifest['canary'])
 
 def test_book_quotes_generated_numbers():
     page = (REPO/'book'/'findings.md').read_text()
