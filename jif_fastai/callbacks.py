@@ -17,7 +17,7 @@ from fastai.optimizer import Optimizer
 from fastai.torch_core import to_detach
 from fasttransform import Pipeline
 from fastprogress.fastprogress import master_bar, progress_bar, MasterBar, IN_NOTEBOOK
-from .dataloaders import sync_free_augment, atomic_write
+from .dataloaders import sync_free_augment, atomic_write, fastai_mismatch, FastaiVersionError
 
 # %% auto #0
 __all__ = ['DeviceAvgSmoothLoss', 'SyncFreePipeline', 'SyncFree', 'ForeachSGD', 'LinePrinter', 'fold_bar', 'FoldProgress',
@@ -46,6 +46,8 @@ class SyncFree(Callback):
     "During fit: the smoothed loss stays on the device and the augmentations do not sync; losses are stored as CPU floats after."
     order = 49  # just before `Recorder`
     def before_fit(self):
+        # DeviceAvgSmoothLoss overrides fastai's `AvgSmoothLoss.accumulate`: refuse a fastai it was not written for
+        if why := fastai_mismatch(AvgSmoothLoss, 'accumulate', DeviceAvgSmoothLoss.accumulate): raise FastaiVersionError(why)
         r = self.learn.recorder
         if not isinstance(r.smooth_loss, DeviceAvgSmoothLoss): r.smooth_loss = DeviceAvgSmoothLoss(r.smooth_loss.beta)
         # patch only these loaders, never fastai's module: a fit that dies leaves no global state behind
@@ -61,6 +63,9 @@ class SyncFree(Callback):
 class ForeachSGD(Optimizer):
     "fastai `SGD` (decoupled weight decay, momentum) computed with `torch._foreach_*`: a few kernels per group, not per tensor."
     def __init__(self, params, lr, mom:float=0., wd:float=0.):
+        # it reads fastai's optimiser state (param_lists, hypers, state['do_wd'/'grad_avg']) and replaces step/zero_grad
+        for name in ('step', 'zero_grad'):
+            if why := fastai_mismatch(Optimizer, name, getattr(ForeachSGD, name)): raise FastaiVersionError(why)
         super().__init__(params, [], lr=lr, mom=mom, wd=wd)
 
     @torch.no_grad()

@@ -95,3 +95,18 @@ def test_ddp_loaders_one_gloo_process(dls, tmp_path, monkeypatch):
         torch.testing.assert_close(torch.cat(got), torch.cat([b[3] for b in dls.valid]))
     finally: dist.destroy_process_group()
     assert dls.loaders == plain
+
+def test_overrides_refuse_other_fastai(other_fastai):
+    "ForeachSGD reads fastai's optimiser state and DeviceAvgSmoothLoss overrides AvgSmoothLoss.accumulate: both are checked."
+    from jif_fastai.callbacks import ForeachSGD, SyncFree
+    with pytest.raises(FastaiVersionError, match=r"ForeachSGD\.step replaces fastai's fastai\.optimizer\.Optimizer\.step.*2\.99\.0"):
+        ForeachSGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    with pytest.raises(FastaiVersionError, match=r"DeviceAvgSmoothLoss\.accumulate replaces fastai's .*AvgSmoothLoss\.accumulate"):
+        SyncFree().before_fit()
+
+def test_overrides_refuse_changed_signature(monkeypatch):
+    import fastai.optimizer as fo
+    from jif_fastai.callbacks import ForeachSGD
+    monkeypatch.setattr(fo.Optimizer, 'zero_grad', lambda self, set_to_none=True: None)
+    monkeypatch.setattr(jd, '_warned', set())
+    with pytest.raises(FastaiVersionError, match='differs from'): ForeachSGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
