@@ -134,7 +134,7 @@ def demo_app(model, # a `JIFPredictor`, a model folder, or 'hf-hub:owner/name'
 
 # %% ../nbs/14a_app.ipynb #8b2d75fe
 @call_parse
-def launch_demo(model:str, # a saved model: its folder (e.g. runs/NAME/models/fold_0) or hf-hub:owner/name
+def launch_demo(model:str, # a saved model: its folder (e.g. runs/NAME/models/fold_0) or hf-hub:owner/name (or a loaded `JIFPredictor`)
                 host:str='127.0.0.1', # address to serve on (127.0.0.1: this machine only)
                 port:int=7860, # port (0: any free one)
                 block:bool=True, # keep serving until Ctrl-C (False: return the running page)
