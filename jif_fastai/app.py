@@ -16,7 +16,7 @@ from .inference import JIFPredictor, load_jif, meta_fields
 from .interpret import headless, plot_grad_cam, plot_attention
 
 # %% auto #0
-__all__ = ['NOT_RECORDED', 'meta_notes', 'explain', 'AppUnavailableError', 'votes_table', 'demo_app', 'launch_demo']
+__all__ = ['NOT_RECORDED', 'meta_notes', 'explain', 'AppUnavailableError', 'votes_table', 'demo_app', 'launch_demo', 'serve_demo']
 
 # %% ../nbs/14a_app.ipynb #1dc6c433
 NOT_RECORDED = '(not recorded)'   # the dropdowns' empty choice
@@ -133,15 +133,23 @@ def demo_app(model, # a `JIFPredictor`, a model folder, or 'hf-hub:owner/name'
     return demo
 
 # %% ../nbs/14a_app.ipynb #8b2d75fe
-@call_parse
 def launch_demo(model:str, # a saved model: its folder (e.g. runs/NAME/models/fold_0) or hf-hub:owner/name (or a loaded `JIFPredictor`)
                 host:str='127.0.0.1', # address to serve on (127.0.0.1: this machine only)
-                port:int=7860, # port (0: any free one)
-                block:bool=True, # keep serving until Ctrl-C (False: return the running page)
+                port:int=7860, # port (0: the first free one from 7860)
+                block:bool=True, # keep serving until Ctrl-C (False: serve in the background and return the page)
                ):
-    "Open a local web demo of a saved model: upload a photo, fill in the metadata, see the prediction and why."
+    "Serve `demo_app(model)` on `host`:`port`: offline, no share link, no analytics, the system's fonts."
     demo = demo_app(model)
     theme = _gradio().themes.Default(font=['ui-sans-serif', 'system-ui', 'sans-serif'], font_mono=['ui-monospace', 'monospace'])  # no web fonts
     demo.launch(server_name=host, server_port=port or None, share=False, prevent_thread_lock=not block, quiet=not block,
                 theme=theme, footer_links=[])
     return demo
+
+# %% ../nbs/14a_app.ipynb #7e52f0db
+@call_parse
+def serve_demo(model:str, # a saved model: its folder (e.g. runs/NAME/models/fold_0) or hf-hub:owner/name
+               host:str='127.0.0.1', # address to serve on (127.0.0.1: this machine only)
+               port:int=7860, # port (0: the first free one from 7860)
+              ):
+    "Open a local web demo of a saved model: upload a photo, fill in the metadata, see the prediction and why."
+    return launch_demo(model, host, port, block=True)

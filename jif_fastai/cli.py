@@ -291,7 +291,7 @@ COMMANDS = {
     'sample':  'jif_fastai.cli:sample',
     'bench':   'jif_fastai.bench:bench',
     'download': 'jif_fastai.datasets:download',
-    'demo-app': 'jif_fastai.app:launch_demo',
+    'demo-app': 'jif_fastai.app:serve_demo',
 }
 
 # %% ../nbs/18_cli.ipynb #fd54df27

@@ -13,22 +13,8 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking']
 os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'
 
-from jif_fastai.sample import sample_root
-from jif_fastai.data import load_pad_ufes20, kfold_splits
-from jif_fastai.dataloaders import ImageMetaDataLoaders
-from jif_fastai.learner import jif_learner
-from jif_fastai.inference import export_jif, load_jif
+from jif_fastai.inference import load_jif
 from jif_fastai.app import launch_demo
-
-
-@pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    "An untrained JIF-MMFA model on the sample's layout (resnet10t, 32 px): the page is compared with the library, not with truth."
-    df, spec = load_pad_ufes20(sample_root())
-    tr, va = kfold_splits(df, 4, seed=0)[0]
-    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=va, train_idx=tr, size=32, bs=32, seed=0, device='cpu')
-    learn = jif_learner(dls, 'resnet10t', pretrained=False, fusion='mmfa', structure='jif')
-    return export_jif(learn, tmp_path_factory.mktemp('app')/'model'), df.iloc[va[0]].image
 
 
 def _votes(page) -> dict:
@@ -41,8 +27,9 @@ def _votes(page) -> dict:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason='no system chromium on PATH (apt-get install chromium)')
-def test_page_shows_what_the_library_predicts(model, tmp_path):
-    mdir, image = model
+def test_page_shows_what_the_library_predicts(sample_model, tmp_path):
+    mdir, rows = sample_model
+    image = rows.iloc[0].image
     demo = launch_demo(str(mdir), port=0, block=False)
     try:
         with sync_api.sync_playwright() as p:
@@ -83,12 +70,12 @@ def test_cli_demo_app_errors(capsys, tmp_path):
     assert code == 2 and 'the following arguments are required: model' in e
 
 
-def test_cli_demo_app_without_gradio(capsys, tmp_path, monkeypatch, model):
+def test_cli_demo_app_without_gradio(capsys, tmp_path, monkeypatch, sample_model):
     import builtins
     real = builtins.__import__
     def no_gradio(name, *a, **kw):
         if name == 'gradio' or name.startswith('gradio.'): raise ModuleNotFoundError("No module named 'gradio'")
         return real(name, *a, **kw)
     monkeypatch.setattr(builtins, '__import__', no_gradio)
-    code, o, e = in_process(capsys, 'demo-app', model[0])
+    code, o, e = in_process(capsys, 'demo-app', sample_model[0])
     assert code == 2 and e.strip() == 'jif-fastai demo-app: error: the web demo needs Gradio, an optional dependency: pip install "jif_fastai[app]"'

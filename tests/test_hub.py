@@ -7,29 +7,17 @@ import inspect, json, os, subprocess, sys, shutil, warnings
 from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, metadata_load, scan_cache_dir
-from jif_fastai.sample import sample_root
-from jif_fastai.data import load_pad_ufes20, kfold_splits
-from jif_fastai.dataloaders import ImageMetaDataLoaders
-from jif_fastai.learner import jif_learner
-from jif_fastai.inference import export_jif, load_jif, meta_fields, ModelFileError
+from jif_fastai.inference import load_jif, meta_fields, ModelFileError
 from jif_fastai.hub import push_to_hub, hub_folder, LocalHub
 
 EXE = shutil.which('jif-fastai', path=str(Path(sys.executable).parent)) or 'jif-fastai'
 FILES = ['README.md', 'config.json', 'model.safetensors']
 
 
-@pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    "An untrained JIF-MMFA model on the sample (resnet10t, 32 px), the sample's frame."
-    df, spec = load_pad_ufes20(sample_root())
-    tr, va = kfold_splits(df, 4, seed=0)[0]
-    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=va, train_idx=tr, size=32, bs=32, seed=0, device='cpu')
-    learn = jif_learner(dls, 'resnet10t', pretrained=False, fusion='mmfa', structure='jif')
-    return export_jif(learn, tmp_path_factory.mktemp('hub')/'model'), df.iloc[va[:6]]
 
 
-def test_push_then_load_by_hub_name(model, tmp_path):
-    mdir, rows = model
+def test_push_then_load_by_hub_name(sample_model, tmp_path):
+    mdir, rows = sample_model
     hub = LocalHub(tmp_path/'cache')
     push_to_hub(mdir, 'me/jif-test', api=hub)
     info = scan_cache_dir(hub.cache_dir)              # huggingface_hub's own reader accepts the layout
@@ -42,8 +30,8 @@ def test_push_then_load_by_hub_name(model, tmp_path):
     assert meta['license'] == 'cc-by-4.0' and 'Not a medical device' in (pred.path/'README.md').read_text()
 
 
-def test_console_script_reads_the_cache_named_by_the_environment(model, tmp_path):
-    mdir, rows = model
+def test_console_script_reads_the_cache_named_by_the_environment(sample_model, tmp_path):
+    mdir, rows = sample_model
     LocalHub(tmp_path/'cache').upload_folder('me/jif-test', hub_folder(mdir, tmp_path/'repo'))
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_HUB_CACHE': str(tmp_path/'cache'), 'OMP_NUM_THREADS': '1'}
     row = rows.iloc[0]
@@ -65,8 +53,8 @@ def test_console_script_reads_the_cache_named_by_the_environment(model, tmp_path
     (lambda m: m['fields']['region']['values'].pop(), "the model card lists metadata field 'region' as"),
     (lambda m: m['fields'].pop('age'), "the model card lists metadata field 'age' as None"),
     (lambda m: m['fields']['age']['seen'].__setitem__(1, 999), "metadata field 'age' as")])
-def test_card_that_disagrees_with_the_weights_is_refused(model, tmp_path, edit, msg):
-    mdir, _ = model
+def test_card_that_disagrees_with_the_weights_is_refused(sample_model, tmp_path, edit, msg):
+    mdir, _ = sample_model
     repo = hub_folder(mdir, tmp_path/'repo')
     text = (repo/'README.md').read_text()
     meta = metadata_load(repo/'README.md'); edit(meta['jif_fastai'])
@@ -84,8 +72,8 @@ def test_bad_hub_names(tmp_path):
         with pytest.raises(ModelFileError, match='HF_HUB_OFFLINE is set'): load_jif('hf-hub:me/absent@v1')
 
 
-def test_push_calls_hfapi_as_its_signatures_allow(model):
-    mdir, _ = model
+def test_push_calls_hfapi_as_its_signatures_allow(sample_model):
+    mdir, _ = sample_model
     calls = {}
     class Recorder(HfApi):
         def create_repo(self, *a, **kw):
