@@ -281,6 +281,9 @@ def sample(out:Annotated[Path, "folder to create (must not exist, or be empty)",
     print(f"wrote {n_images} images + metadata.csv to {root}\ntrain on it: jif-fastai train --root {root} {flags}")  # --root: not the preset
     return root
 
+# %% ../nbs/18_cli.ipynb #947ad910
+from .app import AppUnavailableError   # `demo-app` without Gradio: a one-line install hint
+
 # %% ../nbs/18_cli.ipynb #569aabb5
 COMMANDS = {
     'train':   'jif_fastai.cli:train',
@@ -288,10 +291,11 @@ COMMANDS = {
     'sample':  'jif_fastai.cli:sample',
     'bench':   'jif_fastai.bench:bench',
     'download': 'jif_fastai.datasets:download',
+    'demo-app': 'jif_fastai.app:serve_demo',
 }
 
 # %% ../nbs/18_cli.ipynb #fd54df27
-ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError, TrainingError)
+ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError, TrainingError, AppUnavailableError)
 
 # %% ../nbs/18_cli.ipynb #304801c9
 def _command(name:str):

@@ -577,7 +577,8 @@ class MetaPreprocessor:
         num = self._numeric(df)
         med = num.median().fillna(0.)
         filled = num.fillna(med)
-        self.stats = {c: dict(median=float(med[c]), mean=float(filled[c].mean()), std=float(filled[c].std(ddof=0)) or 1.)
+        self.stats = {c: dict(median=float(med[c]), mean=float(filled[c].mean()), std=float(filled[c].std(ddof=0)) or 1.,
+                              min=float(filled[c].min()), max=float(filled[c].max()))  # min, max: the range seen in training
                       for c in self.cont_names}  # |x| <= MAX_ABS, so all finite
         return self
 

@@ -21,7 +21,8 @@ from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all, atomi
 from .structures import create_model, fuse_probs, branch_probs, JIFModel
 
 # %% auto #0
-__all__ = ['FORMAT', 'PICKLES', 'ModelFileError', 'export_jif', 'JIFPredictor', 'load_jif']
+__all__ = ['FORMAT', 'PICKLES', 'HUB_PREFIX', 'HUB_FILES', 'ModelFileError', 'export_jif', 'JIFPredictor', 'hub_snapshot',
+           'meta_fields', 'check_card', 'load_jif']
 
 # %% ../nbs/12_inference.ipynb #e211ca03
 FORMAT = 'jif_fastai-model/1'
@@ -131,14 +132,67 @@ class JIFPredictor:
 
     def __repr__(self): return f"JIFPredictor({self.cfg['model']}, classes={self.classes})"
 
+# %% ../nbs/12_inference.ipynb #df301410
+import yaml
+from huggingface_hub import snapshot_download, metadata_load, constants as hf_constants
+from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
+
+# %% ../nbs/12_inference.ipynb #bdf7e244
+HUB_PREFIX = 'hf-hub:'
+HUB_FILES = ['config.json', 'model.safetensors', 'README.md', '*.png']   # what a model repository holds (no pickles)
+
+# %% ../nbs/12_inference.ipynb #55ff0566
+def hub_snapshot(name:str, # 'owner/name' or 'owner/name@revision' (what follows 'hf-hub:')
+                ) -> Path:
+    "Local folder of Hub model `name`: fetched by `snapshot_download` into the Hugging Face cache, or read from it offline."
+    repo_id, _, rev = name.partition('@')
+    where = f"{HUB_PREFIX}{name}"
+    try: return Path(snapshot_download(repo_id, revision=rev or None, allow_patterns=HUB_FILES))
+    except HFValidationError as e:
+        raise ModelFileError(f"{where}: not a Hub model id ({e}); write hf-hub:owner/name or hf-hub:owner/name@revision") from e
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        hint = ('; HF_HUB_OFFLINE is set and the model is not in the Hugging Face cache' if hf_constants.HF_HUB_OFFLINE else
+                '; check the name, your network and, for a private model, your token (hf auth login)')
+        raise ModelFileError(f"{where}: cannot be fetched from the Hugging Face Hub ({type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'no detail'}){hint}") from e
+
+# %% ../nbs/12_inference.ipynb #915c2276
+def meta_fields(preproc:MetaPreprocessor) -> dict:
+    "{column: allowed values}: the training categories of each categorical column, the seen [min, max] of each numeric one."
+    seen = lambda c, s: [s['min'], s['max']] if 'min' in s else list(preproc.ranges.get(c, (None, None)))  # older files: no min/max
+    return {**{c: dict(kind='category', values=list(preproc.classes[c])) for c in preproc.cat_names},
+            **{c: dict(kind='number', seen=seen(c, s), valid=list(preproc.ranges.get(c, (None, None))))
+               for c, s in preproc.stats.items()}}
+
+# %% ../nbs/12_inference.ipynb #3174d49a
+def _card_differs(card:dict, have:dict) -> str:
+    "What the card's `jif_fastai` metadata says differently from the config ('' when they agree)."
+    if card.get('classes') != have['classes']: return f"classes {card.get('classes')} but the weights predict {have['classes']}"
+    a, b = card.get('fields') or {}, have['fields']
+    for c in dict.fromkeys([*b, *a]):
+        if a.get(c) != b.get(c): return f"metadata field {c!r} as {a.get(c)} but the weights were trained with {b.get(c)}"
+    return ''
+
+def check_card(path:Path, # model folder
+               cfg:dict, # its config.json, checked against the weights
+              ) -> None:
+    "Raise `ModelFileError` if the model card `path/README.md` lists other classes or metadata fields than the weights."
+    f = Path(path)/'README.md'
+    if not f.is_file(): return
+    try: card = (metadata_load(f) or {}).get('jif_fastai')
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as e: raise _bad(f, f"its YAML metadata cannot be read ({type(e).__name__}: {e})") from e
+    if card is None: return                                                     # not a card written by jif_fastai.hub
+    why = _card_differs(card if isinstance(card, dict) else {}, dict(classes=cfg['classes'], fields=meta_fields(MetaPreprocessor.from_dict(cfg['preproc']))))
+    if why: raise _bad(f, f"the model card lists {why}; the card does not describe this model: regenerate it (jif_fastai.hub.model_card)")
+
 # %% ../nbs/12_inference.ipynb #a546e5a7
 def _bad(f:Path, why:str): return ModelFileError(f"{f}: {why}")
 
-def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` / `model.safetensors`)
+def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` / `model.safetensors`), or 'hf-hub:owner/name[@rev]'
                device=None, # where to run (default: CPU)
               ) -> JIFPredictor:
-    "Load a model saved by `export_jif` (safetensors + JSON; nothing unpickled)."
-    path = Path(path)
+    "Load a model saved by `export_jif` (safetensors + JSON; nothing unpickled), from a folder or the Hugging Face Hub."
+    path = hub_snapshot(str(path)[len(HUB_PREFIX):]) if str(path).startswith(HUB_PREFIX) else Path(path)
     if path.is_file() and path.name in ('config.json', 'model.safetensors'): path = path.parent
     if not path.is_dir(): raise ModelFileError(f"{path}: model folder not found (expected a folder written by export_jif)")
     cf, wf = path/'config.json', path/'model.safetensors'
@@ -175,4 +229,5 @@ def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` /
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
         raise _bad(cf, f"does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]}); "
                        "was it edited? Restore the saved config.json") from e
+    check_card(path, cfg)
     return JIFPredictor(model, preproc, cfg, device, path)

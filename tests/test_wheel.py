@@ -118,6 +118,13 @@ def test_sample_and_one_epoch_train_from_the_wheel(env):
     assert re.search(r'\|\s*bal_acc\s*\|', out) and 'fold 1 epoch 1/1' in out, out[-2000:]
     assert (work/'run'/'results.csv').is_file() and (work/'run'/'models'/'fold_1'/'model.safetensors').is_file()
 
+def test_demo_app_without_the_app_extra_says_how_to_get_it(env):
+    "The core install has no Gradio: `demo-app` answers with the one-line install hint, exit 2."
+    _, bin_, work, e = env
+    p = subprocess.run([bin_/'jif-fastai', 'demo-app', 'some/model'], cwd=work, env=e, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1:] == [
+        'jif-fastai demo-app: error: the web demo needs Gradio, an optional dependency: pip install "jif_fastai[app]"'], p.stderr[-2000:]
+
 def test_version_in_one_place_and_release_workflow():
     "pyproject reads the version from jif_fastai/__init__.py; the release workflow checks the tag and publishes with OIDC."
     import tomllib, yaml
