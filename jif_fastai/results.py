@@ -118,7 +118,7 @@ def grid_tables(grid_dirs:list) -> tuple:
     rec = pd.concat([per_class_recall(Path(d)/f"{b}-{f}-{s}").assign(backbone=b, fusion=f, structure=s)
                      for d, b, f, s in folds[['dir', 'backbone', 'fusion', 'structure']].drop_duplicates().itertuples(index=False)])
     folds = folds.merge(rec, on=['backbone', 'fusion', 'structure', 'fold']).drop(columns='dir')
-    metrics = ['bal_acc', 'accuracy', 'auc'] + [c for c in folds.columns if c.startswith('recall_')]
+    metrics = [m for m in ('bal_acc', 'accuracy', 'auc', 'ece', 'brier') if m in folds] + [c for c in folds.columns if c.startswith('recall_')]  # ECE, Brier: runs made since calibration
     best_first = folds.groupby('config').bal_acc.mean().sort_values(ascending=False).index
     summary = pd.DataFrame([{'config': c, **mean_std(folds[folds.config == c], metrics)} for c in best_first])
     return folds, summary, paired_differences(folds)
