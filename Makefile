@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results
+.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results results-decisions
 
 # Create/reuse the virtual environment; reinstall when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -58,3 +58,9 @@ PAD   ?= ../shared/data/pad-ufes-20
 LITE0 ?= ../shared/weights/tf_efficientnet_lite0_timm.safetensors
 results: venv
 	$(PY) -m jif_fastai.results --root $(HAM) --weights-file $(LITE0) --pad-root $(PAD) --out results --runs runs/results
+
+# Beyond the paper (docs: nbs/17_results.ipynb): fixed vs searched vs adaptive decisions vs train-time metadata dropout,
+# and calibration, on HAM10000 at the results' settings. The feature cache in $(CACHE) makes a rerun cheap.
+CACHE ?= ../cache-ham
+results-decisions: venv
+	$(PY) -m jif_fastai.results --decisions --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)

@@ -21,6 +21,7 @@ from .sample import make_sample
 from .datasets import DATASETS
 from .structures import LOSS_WEIGHTINGS
 from .cv import SPLITS, RunConfigError, run_cv, run_grid, check_grid
+from .decision import DECISIONS
 
 # %% auto #0
 __all__ = ['RUN_CV', 'PRESETS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
@@ -121,10 +122,10 @@ def check_device(device:str) -> None:
 
 # %% ../nbs/18_cli.ipynb #cc922e13
 def check_values(s:dict, # the resolved settings (preset + flags)
-                 split:str, seed:int, lam:float, threads:int, classes:str, frozen:bool=False, views:int=1) -> None:
+                 split:str, seed:int, lam:float, threads:int, classes:str, frozen:bool=False, views:int=1, meta_dropout:float=0.) -> None:
     "Raise `UsageError` naming the first flag outside its valid range."
     try: check_settings('--', split, frozen, epochs=s['epochs'], bs=s['bs'], lr=s['lr'], size=s['size'], seed=seed, lam=lam,
-                        folds=s['folds'], views=views)
+                        folds=s['folds'], views=views, meta_dropout=meta_dropout)
     except ValueError as e: raise UsageError(str(e)) from e
     if threads is not None and threads < 1: raise UsageError(f"--threads {threads}: must be an integer >= 1")
     cl = _list(classes)
@@ -178,6 +179,9 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
           lam:float=RUN_CV['lam'], # JIF loss weight of the image-only and metadata-only branches
           loss_weighting:Choice("'fixed' (lam) or 'uncertainty' (learned, Kendall et al. 2018)", LOSS_WEIGHTINGS)=RUN_CV['loss_weighting'],
           decision_weights:str=None, # fixed test-time weights per branch, comma-separated (default equal)
+          decision:Choice("test-time decision the saved models use: 'fixed' (--decision-weights, default equal), 'searched' or 'adaptive' (per patient), both fitted on each fold's training part", DECISIONS)=RUN_CV['decision'],
+          calibrate:Flag('save a temperature with each model (fitted on its training part); predict applies it')=RUN_CV['calibrate'],
+          meta_dropout:float=RUN_CV['meta_dropout'], # chance that each metadata field of a training row is blanked (0: off)
           classes:str=None, # classes to keep, comma-separated (e.g. MEL,NV; default all)
           csv:Path=None, # csv: the table, one row per image
           image_col:str=None, # csv: column with image paths (relative to --root, default the CSV's folder)
@@ -194,8 +198,9 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
     if weights_file is not None and not Path(weights_file).is_file(): raise UsageError(f"--weights-file {weights_file}: no such file")
     name, s = resolve_preset(root is None and dataset == 'pad-ufes-20', backbone=backbone, size=size, folds=folds, epochs=epochs, bs=bs, lr=lr,
                              schedule=schedule, opt=opt, pretrained=pretrained)
-    check_values(s, split, seed, lam, threads, classes, frozen, views)
+    check_values(s, split, seed, lam, threads, classes, frozen, views, meta_dropout)
     check_device(device)
+    if decision != 'fixed' and decision_weights is not None: raise UsageError(f"--decision-weights applies to --decision fixed, not {decision}")
     if dataset == 'csv': check_meta_names(_list(cat), _list(cont), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
     for flag, names in (('--backbone', bbs), ('--fusion', fus), ('--structure', sts)):
@@ -210,6 +215,7 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
     print(describe(name, s, [k for k, v in s.items() if v != PRESETS[name][k]], weights_file, frozen))
     kw = dict({k: v for k, v in s.items() if k != 'backbone'}, root=root, weights_file=weights_file, frozen=frozen, views=views,
               seed=seed, split=split, lam=lam, loss_weighting=loss_weighting, decision_weights=dw, device=device, pictures=pictures,
+              decision=decision, calibrate=calibrate, meta_dropout=meta_dropout,
               load_kw=load_kw(dataset, classes, csv, image_col, label_col, cat, cont, group_col))
     if grid:
         res = run_grid(dataset, bbs, fus, sts, out_dir=out, **kw)
@@ -218,7 +224,8 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
         res = run_cv(dataset, *runs[0], out_dir=out, **kw)
         print(f"\n{(out/'results.md').read_text()}\nmetadata removed at test time (balanced accuracy):\n"
               f"{(out/'missing.md').read_text()}\nreference: {(out/'reference.md').read_text()}\n"
-              f"results: {out}/results.csv, models: {out}/models/")
+              f"results: {out}/results.csv, models: {out}/models/" + (f"\ndecisions (fixed, searched, adaptive; ECE before/after temperature scaling):\n"
+              f"{(out/'decisions.md').read_text()}" if (out/'decisions.md').is_file() else ''))
     return res
 
 # %% ../nbs/18_cli.ipynb #8fe898c0
@@ -240,6 +247,11 @@ def read_meta(meta:str) -> dict:
     return d
 
 # %% ../nbs/18_cli.ipynb #bd7d30e3
+def _relied_on(decision:str, weights:dict, temperature:float=None) -> str:
+    "One line: the decision, the weight it gave each branch (largest first), and the temperature applied."
+    w = ', '.join(f'{b} {v:.2f}' for b, v in sorted(weights.items(), key=lambda kv: -kv[1]))
+    return f"decision {decision}: relied on {w}" + (f"; temperature {temperature:.2f} applied" if temperature else '')
+
 def _check_model_dir(model:Path) -> Path:
     "Point users who pass a run folder to its fold models."
     model = Path(model)
@@ -253,16 +265,20 @@ def predict(model:Annotated[Path, "folder of a saved model (e.g. runs/NAME/model
             image:Path=None, # image file of the lesion (not needed by a metadata-only model)
             meta:str=None, # metadata: inline JSON object, a .json file, or a one-row .csv file (default: none recorded)
             json_out:bool=False, # print JSON instead of a table
+            calibrate:Flag('apply the temperature saved with the model, if it has one (argmax unchanged)')=True,
            ):
     "Predict the class of one lesion from its image and metadata with a saved model."
     meta = read_meta(meta)   # a bad --meta is refused before the model is loaded
     pred = load_jif(_check_model_dir(model))
     if image is None and pred.cfg['cache_size']: raise UsageError(f"--model {model} looks at images: give the lesion's --image")
-    label, probs, per_branch = pred.predict(image or '', meta)
-    if json_out: print(json.dumps(dict(label=label, probs=probs, per_branch=per_branch), indent=1))
+    pred.calibrate = calibrate
+    label, probs, per_branch, weights = pred.predict(image or '', meta, with_weights=True)
+    temp = pred.temperature if calibrate else None
+    if json_out: print(json.dumps(dict(label=label, probs=probs, per_branch=per_branch, weights=weights, decision=pred.decision.name,
+                                       temperature=temp), indent=1))
     else:
         t = pd.DataFrame({'fused': probs, **per_branch}).round(4)
-        print(f"label: {label}\n\n{t.to_string()}")
+        print(f"label: {label}\n\n{t.to_string()}\n\n{_relied_on(pred.decision.name, weights, temp)}")
     return label, probs, per_branch
 
 # %% ../nbs/18_cli.ipynb #15502810

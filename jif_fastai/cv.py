@@ -26,14 +26,17 @@ from .structures import STRUCTURES, get_structure, LOSS_WEIGHTINGS, loss_weights
 from .metrics import scores, fold_scores
 from .callbacks import fold_bar, FoldProgress, KeepBest
 from .learner import jif_learner, OPTIMIZERS, SCHEDULES
-from .inference import export_jif, load_jif
+from .inference import export_jif, load_jif, save_decision
+from .decision import DECISIONS, MetaDropout
 from .tables import fold_table, with_mean_std, results_markdown, missing_table, plot_missing, fold_rows, mean_std
+from .tables import training_parts, fit_calibrated, decision_table, decision_markdown, plot_decision_reliability
 
 # %% auto #0
-__all__ = ['SPLITS', 'LOCK_NAME', 'SETTINGS', 'fold_plan', 'drop_metadata', 'missing_meta_eval', 'train_fold', 'RunConfigError',
-           'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise', 'run_images', 'meta_features',
-           'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches', 'TrainingGuard',
-           'run_lock', 'locked_run', 'check_choices', 'check_grid', 'run_data', 'run_cv', 'run_grid']
+__all__ = ['SPLITS', 'LOCK_NAME', 'RUN_KEY_DEFAULTS', 'SETTINGS', 'fold_plan', 'drop_metadata', 'missing_meta_probs',
+           'missing_meta_eval', 'train_fold', 'RunConfigError', 'data_fingerprint', 'check_run_dir', 'fold_done',
+           'load_folds', 'summarise_decisions', 'summarise', 'run_images', 'meta_features', 'logreg_reference',
+           'TrainingError', 'check_settings', 'check_trainable', 'check_batches', 'TrainingGuard', 'run_lock',
+           'locked_run', 'check_choices', 'check_grid', 'save_decisions', 'run_data', 'run_cv', 'run_grid']
 
 # %% ../nbs/16_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -69,6 +72,26 @@ def drop_metadata(df:pd.DataFrame, # rows to damage
     for j, c in enumerate(cols): out.iloc[drop[drop[:, 1] == j, 0], out.columns.get_loc(c)] = np.nan
     return out
 
+# %% ../nbs/16_cv.ipynb #cfc21d10
+def missing_meta_probs(predictor, # a `JIFPredictor` (from `load_jif`)
+                       df:pd.DataFrame, # tidy frame
+                       rows:np.ndarray, # row numbers to predict for
+                       images:np.ndarray, # (len(df),3,s,s) presized images of all rows
+                       fracs=(0., .1, .3, .5, .7), # fractions of metadata values removed
+                       seed:int=0, # which values are removed
+                       base:np.ndarray=None, # (len(rows),K,C) per-branch probabilities already computed with nothing removed
+                       features:np.ndarray=None, # (len(df),C...) cached backbone outputs to use instead of `images` (frozen runs)
+                      ) -> tuple: # (probs (F,N,K,C), missing (F,N,fields))
+    "Per-branch probabilities on `rows` with each fraction of the metadata values removed, and which fields each row then lacks."
+    sub, per, miss = df.iloc[rows], [], []
+    imgs, run = (images[rows], predictor.predict_arrays) if features is None else (features[rows], predictor.predict_features)
+    cols = predictor.preproc.cat_names + predictor.preproc.cont_names
+    for f in fracs:
+        cats, conts = predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False)
+        per.append(base if f == 0 and base is not None else run(imgs, cats, conts)[1])   # nothing removed: the fold's own predictions
+        miss.append(predictor.missing(cats, len(rows)))
+    return np.stack(per), np.stack(miss)
+
 # %% ../nbs/16_cv.ipynb #2a1bd406
 def missing_meta_eval(predictor, # a `JIFPredictor` (from `load_jif`)
                       df:pd.DataFrame, # tidy frame
@@ -81,14 +104,11 @@ def missing_meta_eval(predictor, # a `JIFPredictor` (from `load_jif`)
                       features:np.ndarray=None, # (len(df),C...) cached backbone outputs to use instead of `images` (frozen runs)
                      ) -> list:
     "Fused and per-branch scores on `rows` with each fraction of the metadata values removed."
-    sub, res = df.iloc[rows], []
-    imgs, run = (images[rows], predictor.predict_arrays) if features is None else (features[rows], predictor.predict_features)
-    cols = predictor.preproc.cat_names + predictor.preproc.cont_names
-    for f in fracs:
-        if f == 0 and base is not None: per = base   # nothing removed: the fold's own predictions
-        else: per = run(imgs, *predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False))[1]
-        res.append(dict(frac=float(f), **fold_scores(y, per, predictor.model.branches, predictor.cfg['decision_weights'])))
-    return res
+    return _frac_scores(y, missing_meta_probs(predictor, df, rows, images, fracs, seed, base, features)[0], fracs, predictor)
+
+def _frac_scores(y, per, fracs, predictor) -> list:
+    "One dict of fused and per-branch scores per fraction, from the (F,N,K,C) probabilities `per`."
+    return [dict(frac=float(f), **fold_scores(y, p, predictor.model.branches, predictor.cfg['decision_weights'])) for f, p in zip(fracs, per)]
 
 # %% ../nbs/16_cv.ipynb #0e8c87b0
 def _npz_bytes(**arrays) -> bytes:
@@ -117,6 +137,7 @@ def train_fold(df:pd.DataFrame, # tidy frame
     LOSS_WEIGHTINGS[cfg['loss_weighting']](learn)
     best = KeepBest() if p['pick'] else None
     fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out), TrainingGuard(fold)] + listify(best)
+    if cfg.get('meta_dropout'): cbs.append(MetaDropout(dls.preproc, cfg['meta_dropout']))   # train on incomplete records
     fdir = None if cache_dir is None else Path(cache_dir)/'features'   # frozen runs: the feature cache
     feats = _frozen.frozen_features(learn, cfg['views'], fdir) if cfg['frozen'] else None  # (V,N,...): backbone hashed, cache read once
     with learn.no_bar(), learn.no_logging():
@@ -132,9 +153,11 @@ def train_fold(df:pd.DataFrame, # tidy frame
         return pred.predict_arrays(dls.images[rows], cats, conts)[1]  # (N,K,C)
     arrays = dict(rows=p['test'], y=y[p['test']], probs=_probs(p['test']))
     if p['pick']: arrays.update(sel_rows=p['valid'], sel_y=y[p['valid']], sel_probs=_probs(p['valid']))
+    for pre, part in (('', 'test'), ('sel_', 'valid'))[:1 + p['pick']]:   # with metadata removed: for the decisions (`decision_table`)
+        P, M = missing_meta_probs(pred, df, p[part], dls.images, cfg['missing_fracs'], cfg['seed'] + fold, arrays[f'{pre}probs'], feats)
+        arrays.update({f'{pre}miss_fracs': np.array(cfg['missing_fracs'], np.float64), f'{pre}miss_probs': P, f'{pre}miss_mask': M})
     atomic_write(out/'folds'/f'fold_{fold}.npz', _npz_bytes(**arrays))
-    missing = missing_meta_eval(pred, df, p['test'], dls.images, arrays['y'], cfg['missing_fracs'], seed=cfg['seed'] + fold,
-                                base=arrays['probs'], features=feats)
+    missing = _frac_scores(arrays['y'], arrays['miss_probs'], cfg['missing_fracs'], pred)
     rec = dict(fold=fold, n_train=len(p['train']), n_test=len(p['test']), branches=list(learn.model.branches),
                decision_weights=list(learn.model.structure.decision_weights), loss_weights=loss_weights(learn),
                best_epoch=None if best is None else best.best_epoch, seconds=round(time.time() - t0, 1),
@@ -158,6 +181,9 @@ def data_fingerprint(df:pd.DataFrame, spec:DatasetSpec) -> str:
 # %% ../nbs/16_cv.ipynb #12161236
 LOCK_NAME = '.jif-fastai.lock'  # `run_lock`'s file in a run folder
 
+# %% ../nbs/16_cv.ipynb #c4cd7b61
+RUN_KEY_DEFAULTS = dict(decision='fixed', calibrate=False, meta_dropout=0.)  # run.json keys added after runs were written: their value in those runs
+
 # %% ../nbs/16_cv.ipynb #bfe01c8b
 def check_run_dir(out:Path, # run folder
                   cfg:dict, # configuration of this run
@@ -166,7 +192,7 @@ def check_run_dir(out:Path, # run folder
     out, cfg = Path(out), jsonable(cfg)
     f = out/'run.json'
     if f.is_file():
-        old = json.loads(f.read_text())['config']
+        old, cfg = ({**RUN_KEY_DEFAULTS, **c} for c in (json.loads(f.read_text())['config'], cfg))   # keys added later: absent = default
         diff = {k: (old.get(k), cfg.get(k)) for k in sorted(set(old) | set(cfg)) if old.get(k) != cfg.get(k)}
         if diff and any((out/'folds').glob('fold_*.json')):   # no finished fold: nothing to protect, the new configuration replaces it
             raise RunConfigError(f"{out} holds a run with a different configuration (" +
@@ -193,6 +219,22 @@ def load_folds(out:Path) -> list:
         with np.load(f.with_suffix('.npz')) as z: recs.append({**json.loads(f.read_text()), **dict(z)})
     return recs
 
+# %% ../nbs/16_cv.ipynb #94bbd7e6
+def summarise_decisions(out:Path, # run folder
+                        recs:list, # its finished folds (`load_folds`)
+                        cfg:dict, # its configuration (run.json)
+                        step:float=0.1, # grid spacing of the searched weights
+                       ) -> pd.DataFrame|None:
+    "Write decisions.csv/.md and reliability.png when the folds have what the decisions are fitted on; return the table."
+    if not all('miss_probs' in r for r in recs) or (len(recs) < 2 and 'sel_miss_probs' not in recs[0]): return None
+    dt = decision_table(recs, tuple(DECISIONS), step)
+    atomic_write(out/'decisions.csv', dt.to_csv(index=False))
+    atomic_write(out/'decisions.md', decision_markdown(dt, ('bal_acc', 'auc', 'ece', 'ece_cal', 'brier')))
+    fig = plot_decision_reliability(recs, cfg.get('decision', 'fixed'), step)
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(fig)
+    atomic_write(out/'reliability.png', buf.getvalue())
+    return dt
+
 # %% ../nbs/16_cv.ipynb #ed50590b
 def summarise(out:Path, # run folder
               step:float=None, # simplex grid spacing (default: the run's)
@@ -211,6 +253,7 @@ def summarise(out:Path, # run folder
     atomic_write(out/'missing.md', ms.reset_index().to_markdown(index=False) + '\n')
     fig = plot_missing(mt); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(fig)
     atomic_write(out/'missing.png', buf.getvalue())
+    summarise_decisions(out, recs, cfg, ifnone(step, cfg['weight_step']))
     return res
 
 # %% ../nbs/16_cv.ipynb #986ec018
@@ -274,6 +317,7 @@ SETTINGS = {  # run_cv argument: (is it valid?, what a valid value is)
     'lam': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
     'wd': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
     'weight_step': (lambda v: _num(v) and 0 < v <= 1, 'a number in (0, 1], e.g. 0.1'),
+    'meta_dropout': (lambda v: _num(v) and 0 <= v < 1, 'a number in [0, 1), e.g. 0.3 (the chance that a training field is blanked)'),
     'views': (lambda v: _int(v) and 1 <= v <= len(VIEWS), f'an integer from 1 to {len(VIEWS)} (the identity, then flips and rotations: `VIEWS`)'),
 }
 
@@ -379,10 +423,11 @@ def _pictures():
     return _guarded(save_fold_pictures), _guarded(save_run_pictures)
 
 def check_choices(backbone:str, fusion:str, structure:str, schedule:str='one-cycle', opt:str='adam',
-                  loss_weighting:str='fixed', split:str='kfold') -> str:
+                  loss_weighting:str='fixed', split:str='kfold', decision:str='fixed') -> str:
     "Raise `ValueError` naming the valid choices for any unknown name; return the effective fusion."
     for val, reg, what in ((fusion, FUSIONS, 'fusion'), (structure, STRUCTURES, 'structure'), (schedule, SCHEDULES, 'schedule'),
-                           (opt, OPTIMIZERS, 'optimiser'), (loss_weighting, LOSS_WEIGHTINGS, 'loss weighting'), (split, SPLITS, 'split')):
+                           (opt, OPTIMIZERS, 'optimiser'), (loss_weighting, LOSS_WEIGHTINGS, 'loss weighting'), (split, SPLITS, 'split'),
+                           (decision, DECISIONS, 'decision')):
         if val not in reg: raise ValueError(f"unknown {what} {val!r}; choose one of {sorted(reg)}")
     check_backbone(backbone)
     return get_structure(structure).fusion or fusion
@@ -395,6 +440,19 @@ def check_grid(backbones, fusions, structures, # names: each combination is chec
         if not listify(names): raise ValueError(f"no {what} given; name at least one")
     return list(dict.fromkeys((b, check_choices(b, f, s, schedule, opt, loss_weighting, split), s)
                               for b in listify(backbones) for f in listify(fusions) for s in listify(structures)))
+
+# %% ../nbs/16_cv.ipynb #4c4bdaec
+def save_decisions(out:Path, # a finished run folder
+                   decision:str='adaptive', # a key of `DECISIONS`
+                   calibrate:bool=True, # also save the temperature
+                   step:float=0.1, # grid spacing of the searched weights
+                  ) -> list:
+    "Fit `decision` (and a temperature) for each fold on its training part and record them in the fold's saved model; return them."
+    recs = load_folds(out)
+    if not all('miss_probs' in r for r in recs): raise RunConfigError(f"{out}: its folds were saved without predictions with metadata removed; rerun it in a new folder")
+    fitted = [fit_calibrated(decision, training_parts(recs, r), r['decision_weights'], step) for r in recs]
+    for r, (dec, t) in zip(recs, fitted): save_decision(Path(out)/'models'/f"fold_{r['fold']}", dec, t if calibrate else None)
+    return fitted
 
 # %% ../nbs/16_cv.ipynb #0c15aa3f
 def run_data(dataset, # dataset name (see `DATASETS`) or a (frame, spec) pair
@@ -443,11 +501,15 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
            device=None, # training device (default: GPU if available)
            progress:bool=True, # progress bars and per-epoch lines
            pictures:bool=True, # save pictures when `jif_fastai.interpret` is available
+           decision:str='fixed', # decision the saved models use: 'fixed' (the weights above), or 'searched' / 'adaptive', cross-fitted on each fold's training part
+           calibrate:bool=False, # also save a temperature (cross-fitted like the decision) with each model; `predict` applies it
+           meta_dropout:float=0., # chance that each metadata field of a training row is blanked (`MetaDropout`; 0: off)
           ) -> pd.DataFrame:
     "Cross-validate one configuration into `out_dir` (resuming finished folds); return per-fold, mean and std scores."
-    eff_fusion = check_choices(backbone, fusion, structure, schedule, opt, loss_weighting, split)
+    eff_fusion = check_choices(backbone, fusion, structure, schedule, opt, loss_weighting, split, decision)
     check_settings(split=split, frozen=frozen, epochs=epochs, bs=bs, lr=lr, size=size, folds=folds, seed=seed, lam=lam, wd=wd,
-                   weight_step=weight_step, views=views)
+                   weight_step=weight_step, views=views, meta_dropout=meta_dropout)
+    if decision == 'adaptive' and 1. not in missing_fracs: missing_fracs = [*missing_fracs, 1.]   # the gate must see empty records
     df, spec, plan, sees = run_data(dataset, root, load_kw, [structure], split, folds, seed, bs)
     cfg = dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes),
                split=split, folds=len(plan), backbone=backbone, fusion=eff_fusion, structure=structure, epochs=epochs,
@@ -455,7 +517,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
                weights=None if weights_file is None else weights_origin(None, False, weights_file),
                frozen=frozen, views=views if frozen else None,
                decision_weights=decision_weights, loss_weighting=loss_weighting, weight_step=weight_step,
-               missing_fracs=list(missing_fracs), model_kw=model_kw or {})
+               missing_fracs=list(missing_fracs), model_kw=model_kw or {}, decision=decision, calibrate=calibrate, meta_dropout=meta_dropout)
     out = check_run_dir(out_dir, cfg)
     todo = [k for k in range(len(plan)) if not fold_done(out, k)]
     if todo:
@@ -467,6 +529,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
             if mb: mb.write(f"fold {k} done in {rec['seconds']:.0f} s")
             if fold_pics: fold_pics(rec['learn'], out/'pictures'/f'fold_{k}')
     res = summarise(out)
+    if decision != 'fixed' or calibrate: save_decisions(out, decision, calibrate, weight_step)
     if not (out/'reference.csv').is_file():   # depends on the data and folds only, which run.json pins: written once
         ref = logreg_reference(df, spec, plan)
         atomic_write(out/'reference.md', f"logistic regression (class-balanced) on the same folds and encoded metadata\n\n{ref.to_markdown(index=False, floatfmt='.3f')}\n")

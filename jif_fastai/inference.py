@@ -10,7 +10,7 @@ import hashlib, json, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import Tensor
-from fastcore.basics import store_attr, ifnone
+from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
 from fastai.vision.core import imagenet_stats
 from safetensors.torch import save as save_safetensors, load as load_safetensors
@@ -19,10 +19,12 @@ from .core import json_default
 from .data import MetaPreprocessor, DatasetError, require_columns
 from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all, atomic_write
 from .structures import create_model, fuse_probs, branch_probs, JIFModel
+from .decision import decision_from_dict, missing_fields
+from .calibration import temper
 
 # %% auto #0
 __all__ = ['FORMAT', 'PICKLES', 'HUB_PREFIX', 'HUB_FILES', 'ModelFileError', 'export_jif', 'JIFPredictor', 'hub_snapshot',
-           'meta_fields', 'check_card', 'load_jif']
+           'meta_fields', 'check_card', 'load_jif', 'save_decision']
 
 # %% ../nbs/12_inference.ipynb #e211ca03
 FORMAT = 'jif_fastai-model/1'
@@ -62,6 +64,8 @@ class JIFPredictor:
         store_attr('model,preproc,cfg,path'); self.classes = cfg['classes']
         self.stats = cfg.get('stats') or (list(imagenet_stats[0]), list(imagenet_stats[1]))  # models saved without 'stats' were ImageNet-normalised
         self.device = torch.device(ifnone(device, 'cpu')); self.model.to(self.device).eval()
+        self.decision = decision_from_dict(cfg.get('decision'), cfg['decision_weights'])  # models saved without one: the fixed weights
+        self.temperature, self.calibrate = cfg.get('temperature'), True  # `calibrate`: apply the saved temperature, if any
 
     def check_data(self, df:pd.DataFrame, # rows to predict for
                    image_col:str='image', # column with image paths
@@ -95,18 +99,19 @@ class JIFPredictor:
                 xs:np.ndarray, cats:np.ndarray, conts:np.ndarray, bs:int=64) -> tuple:
         "Fused (N,C) and per-branch (N,K,C) probabilities of `fn`, run on `bs` rows at a time."
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        return self.probs(torch.cat([fn(xs[i:i+bs], t(cats[i:i+bs]), t(conts[i:i+bs])).float().cpu() for i in range(0, len(xs), bs)]))
+        return self.probs(torch.cat([fn(xs[i:i+bs], t(cats[i:i+bs]), t(conts[i:i+bs])).float().cpu() for i in range(0, len(xs), bs)]), cats)
 
-    def probs(self, logits:Tensor) -> tuple:
-        "(N,K,C) logits -> fused (N,C) and per-branch (N,K,C) probabilities, as NumPy arrays."
-        return fuse_probs(logits, self.cfg['decision_weights']).numpy(), branch_probs(logits).numpy()
+    def probs(self, logits:Tensor, cats:np.ndarray=None) -> tuple:
+        "(N,K,C) logits (and the rows' category codes) -> fused (N,C) and per-branch (N,K,C) probabilities, as NumPy arrays."
+        per = branch_probs(logits)
+        return self.fuse(per, cats), per.numpy()
 
     def predict_df(self, df:pd.DataFrame, # rows with an `image` path column and the metadata columns
                    image_col:str='image', # column with image paths
                    cache:ImageCache=None, # presized-image cache (its size must be the model's `cache_size`)
                    label_col:str=None, # column with true labels to check against the model's classes
                   ) -> pd.DataFrame:
-        "Predictions for every row of `df`: `pred`, fused `p_<class>` and per-branch `p_<branch>_<class>`."
+        "Predictions for every row of `df`: `pred`, fused `p_<class>`, per-branch `p_<branch>_<class>` and the branch weights `w_<branch>`."
         self.check_data(df, image_col, label_col)
         if len(df) == 0: raise DatasetError("data: no rows to predict for")
         images = presize_all(df[image_col].tolist(), self.cfg['cache_size'], cache)
@@ -115,22 +120,55 @@ class JIFPredictor:
         out = pd.DataFrame(fused, columns=[f'p_{c}' for c in self.classes], index=df.index)
         for k, b in enumerate(self.model.branches):
             out[[f'p_{b}_{c}' for c in self.classes]] = branches[:, k]
+        out[[f'w_{b}' for b in self.model.branches]] = self.branch_weights(branches, cats)
         out.insert(0, 'pred', np.array(self.classes)[fused.argmax(1)])
         return out
 
     def predict(self, image:Path, # image file
                 meta:dict, # metadata of the patient/lesion; missing keys count as not recorded
+                with_weights:bool=False, # also return {branch: weight}: how much the decision relied on each branch
                ) -> tuple:
-        "(label, {class: prob}, {branch: {class: prob}}) for one image and its metadata."
+        "(label, {class: prob}, {branch: {class: prob}}[, {branch: weight}]) for one image and its metadata."
         row = pd.DataFrame([{c: meta.get(c, np.nan) for c in self.preproc.cat_names + self.preproc.cont_names}])
         unknown = set(meta) - set(row.columns)
         if unknown: warnings.warn(f"metadata keys {sorted(unknown)} are not used by this model (it uses {list(row.columns)})")
         r = self.predict_df(row.assign(image=str(image))).iloc[0]
         probs = {c: float(r[f'p_{c}']) for c in self.classes}
         per_branch = {b: {c: float(r[f'p_{b}_{c}']) for c in self.classes} for b in self.model.branches}
-        return r['pred'], probs, per_branch
+        return (r['pred'], probs, per_branch) + (({b: float(r[f'w_{b}']) for b in self.model.branches},) if with_weights else ())
 
     def __repr__(self): return f"JIFPredictor({self.cfg['model']}, classes={self.classes})"
+
+# %% ../nbs/12_inference.ipynb #e8030204
+@patch
+def missing(self:JIFPredictor, cats:np.ndarray, # (N,F) category codes, or None: every field recorded
+            n:int) -> np.ndarray: # (N,F) bool
+    "Which metadata fields each of the `n` rows lacks."
+    return np.zeros((n, len(self.preproc.cat_cols)), bool) if cats is None else missing_fields(cats, len(self.preproc.cat_names))
+
+@patch
+def branch_weights(self:JIFPredictor, per:np.ndarray|Tensor, # (N,K,C) per-branch probabilities
+                   cats:np.ndarray=None) -> np.ndarray: # (N,K)
+    "How much the decision relies on each branch, per row."
+    return self.decision.branch_weights(per, self.missing(cats, len(per)))
+
+@patch
+def fuse(self:JIFPredictor, per:np.ndarray|Tensor, # (N,K,C) per-branch probabilities
+         cats:np.ndarray=None, # (N,F) category codes of the rows
+        ) -> np.ndarray: # (N,C)
+    "Fused probabilities: the model's decision, then its temperature when `calibrate` is on and the model has one."
+    p = self.decision(per, self.missing(cats, len(per)))
+    p = p.numpy() if isinstance(p, Tensor) else np.asarray(p)
+    return temper(p, self.temperature).astype(p.dtype) if self.calibrate and self.temperature else p
+
+# %% ../nbs/12_inference.ipynb #96da9703
+def _check_decision(cfg:dict, n_branches:int, n_fields:int, n_classes:int) -> None:
+    "Raise `ValueError` unless the saved decision and temperature (if any) fit a model with these sizes."
+    t = cfg.get('temperature')
+    if t is not None and not (isinstance(t, (int, float)) and 0 < t < float('inf')): raise ValueError(f"'temperature' must be a number > 0, not {t!r}")
+    dec = decision_from_dict(cfg.get('decision'), cfg['decision_weights'])
+    w = dec.branch_weights(np.full((1, n_branches, n_classes), 1 / n_classes), np.zeros((1, n_fields)))
+    if w.shape != (1, n_branches): raise ValueError(f"the saved decision weighs {w.shape[1]} branches; the model has {n_branches}")
 
 # %% ../nbs/12_inference.ipynb #df301410
 import yaml
@@ -226,8 +264,23 @@ def load_jif(path:Path, # folder written by `export_jif` (or its `config.json` /
         model = create_model(m.pop('backbone'), preproc.cat_cards, preproc.n_cont, len(classes), pretrained=False, **m)
         model.load_state_dict(state, strict=True)
         if len(dw) != len(model.branches): raise ValueError(f"{len(dw)} decision weights for the branches {model.branches}")
+        _check_decision(cfg, len(model.branches), len(preproc.cat_cols), len(classes))
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
         raise _bad(cf, f"does not describe the weights in {wf.name} ({type(e).__name__}: {str(e)[:300]}); "
                        "was it edited? Restore the saved config.json") from e
     check_card(path, cfg)
     return JIFPredictor(model, preproc, cfg, device, path)
+
+# %% ../nbs/12_inference.ipynb #b12c6aed
+def save_decision(path:Path, # a model folder written by `export_jif`
+                  decision=None, # a fitted `FixedDecision` / `AdaptiveDecision` (None: keep the saved one)
+                  temperature:float=None, # a fitted temperature (None: keep the saved one, if any)
+                 ) -> Path:
+    "Record a fitted decision and temperature in a saved model's config.json."
+    cf = Path(path)/'config.json'
+    if not cf.is_file(): raise ModelFileError(f"{cf}: not found (expected a folder written by export_jif)")
+    cfg = json.loads(cf.read_text(encoding='utf-8'))
+    if decision is not None: cfg['decision'] = decision.to_dict()
+    if temperature is not None: cfg['temperature'] = float(temperature)
+    atomic_write(cf, json.dumps(cfg, indent=1, default=json_default))
+    return Path(path)

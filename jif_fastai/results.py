@@ -20,15 +20,16 @@ from .structures import create_model
 from .learner import jif_learner
 from .datasets import load_dataset
 from .structures import weighted_vote
-from .tables import mean_std, missing_table, fold_rows, plot_missing
+from .tables import mean_std, missing_table, fold_rows, plot_missing, decision_markdown, plot_decision_reliability
 from .cv import run_cv, run_grid, load_folds
-from .interpret import plot_fusion_bars, plot_confusion, headless, _save
+from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
 
 # %% auto #0
-__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'GRIDS', 'MISSING_RUNS', 'code_defaults',
-           'settings_hash', 'changed_defaults', 'config_name', 'per_class_recall', 'paired_differences', 'canary_slice',
-           'canary', 'canary_deviation', 'canary_tolerance', 'canary_problems', 'cpu_features', 'canary_in_process',
-           'record_canary', 'grid_tables', 'write_tables', 'run_results', 'main']
+__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'GRIDS', 'MISSING_RUNS', 'META_DROPOUT',
+           'DECISION_FRACS', 'DECISION_RUNS', 'code_defaults', 'settings_hash', 'changed_defaults', 'config_name',
+           'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'canary_deviation', 'canary_tolerance',
+           'canary_problems', 'cpu_features', 'canary_in_process', 'record_canary', 'grid_tables', 'write_tables',
+           'run_results', 'decision_folds', 'versus_fixed', 'write_decision_tables', 'run_decision_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -220,7 +221,7 @@ def grid_tables(grid_dirs:list) -> tuple:
     rec = pd.concat([per_class_recall(Path(d)/f"{b}-{f}-{s}").assign(backbone=b, fusion=f, structure=s)
                      for d, b, f, s in folds[['dir', 'backbone', 'fusion', 'structure']].drop_duplicates().itertuples(index=False)])
     folds = folds.merge(rec, on=['backbone', 'fusion', 'structure', 'fold']).drop(columns='dir')
-    metrics = ['bal_acc', 'accuracy', 'auc'] + [c for c in folds.columns if c.startswith('recall_')]
+    metrics = [m for m in ('bal_acc', 'accuracy', 'auc', 'ece', 'brier') if m in folds] + [c for c in folds.columns if c.startswith('recall_')]  # ECE, Brier: runs made since calibration
     best_first = folds.groupby('config').bal_acc.mean().sort_values(ascending=False).index
     summary = pd.DataFrame([{'config': c, **mean_std(folds[folds.config == c], metrics)} for c in best_first])
     return folds, summary, paired_differences(folds)
@@ -287,6 +288,60 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
     atomic_write(out/'manifest.json', json.dumps(rec, indent=1, default=str))
     return rec
 
+# %% ../nbs/17_results.ipynb #c8944d00
+META_DROPOUT = 0.3   # train-time chance that a metadata field is blanked, fixed before the run
+DECISION_FRACS = (0., .3, .7, 1.)   # fractions of the metadata removed at test time
+DECISION_RUNS = {'fixed': ('ham10000-decisions', 'fixed'), 'searched': ('ham10000-decisions', 'searched'),
+                 'adaptive': ('ham10000-decisions', 'adaptive'), 'meta dropout': ('ham10000-meta-dropout', 'fixed')}  # label: (run folder, decision)
+
+# %% ../nbs/17_results.ipynb #b31e17ff
+def decision_folds(runs:Path) -> pd.DataFrame:
+    "One row per (configuration, fold, fraction removed), from the finished decision runs' decisions.csv."
+    return pd.concat([pd.read_csv(Path(runs)/d/'decisions.csv').query('decision == @dec').assign(config=label)
+                      for label, (d, dec) in DECISION_RUNS.items()], ignore_index=True)
+
+# %% ../nbs/17_results.ipynb #2890faf2
+def versus_fixed(t:pd.DataFrame) -> pd.DataFrame:
+    "Per fraction removed and configuration: balanced-accuracy gain and ECE reduction over the fixed weights (mean ± std over folds, wins)."
+    rows = []
+    for f, g in t.assign(ece_reduction=-t.ece).groupby('frac'):
+        for c in g.config.unique()[g.config.unique() != 'fixed']:
+            b, e = (paired_differences(g[g.config.isin([c, 'fixed'])], c, m).iloc[0] for m in ('bal_acc', 'ece_reduction'))
+            rows.append({'metadata removed': f'{f:.0%}', 'versus fixed': c, 'bal_acc gain': f'{b.mean_diff:+.3f} ± {b.std_diff:.3f}',
+                         'folds better (bal_acc)': b.wins, 'ECE reduction': f'{e.mean_diff:+.3f} ± {e.std_diff:.3f}', 'folds better (ECE)': e.wins})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/17_results.ipynb #d385164a
+def write_decision_tables(runs:Path, out:Path) -> pd.DataFrame:
+    "The decision and calibration tables and the reliability diagrams of `out`, from the finished decision runs in `runs`."
+    runs, out = Path(runs), Path(out)
+    t = decision_folds(runs)
+    atomic_write(out/'ham10000_decision.md', decision_markdown(t.assign(decision=t.config), ('bal_acc', 'ece', 'w_image')))
+    atomic_write(out/'ham10000_decision_paired.md', versus_fixed(t).to_markdown(index=False) + '\n')
+    atomic_write(out/'ham10000_calibration.md', decision_markdown(t[t.frac == 0].assign(decision=t.config),
+                                                                  ('ece', 'ece_cal', 'brier', 'brier_cal', 'temperature')))
+    with headless():
+        fig, axs = _subplots(1, len(DECISION_RUNS), figsize=(4.2 * len(DECISION_RUNS), 4.2))
+        for ax, (label, (d, dec)) in zip(axs, DECISION_RUNS.items()):
+            plot_decision_reliability(load_folds(runs/d), dec, ax=ax, title=f'{label}, complete metadata')
+        _save(fig, out/'ham10000_reliability.png')
+    return t
+
+# %% ../nbs/17_results.ipynb #eaf589f3
+def run_decision_results(root:Path, # HAM10000 folder (publisher's layout)
+                         weights_file:Path, # tf_efficientnet_lite0 weights (timm keys)
+                         out:Path='results', # where the tables and pictures go (committed)
+                         runs:Path='runs/results', # run folders (not committed)
+                         cache_dir:Path=None, # presized-image + feature cache (a rerun reuses the features)
+                         settings:dict=None, # default `RESULTS_SETTINGS`
+                        ) -> pd.DataFrame:
+    "Train the two decision runs of JIF-MMFA (`DECISION_RUNS`) at the book's settings, then `write_decision_tables`."
+    s, runs = dict(settings or RESULTS_SETTINGS), Path(runs)
+    for d, extra in (('ham10000-decisions', dict(decision='adaptive')), ('ham10000-meta-dropout', dict(meta_dropout=META_DROPOUT))):
+        run_cv(s['dataset'], s['backbone'], 'mmfa', 'jif', out_dir=runs/d, root=root, cache_dir=cache_dir, missing_fracs=DECISION_FRACS,
+               calibrate=True, pictures=False, **_cv_kw(s, weights_file), **extra)
+    return write_decision_tables(runs, out)
+
 # %% ../nbs/17_results.ipynb #beefa30f
 @call_parse
 def main(root:Path=None, # HAM10000 folder (publisher's layout)
@@ -295,7 +350,9 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          pad_root:Path=None, # PAD-UFES-20 folder for the metadata-only comparison
          runs:Path=Path('runs/results'), # run folders (not committed)
          threads:int=None, # torch CPU threads
-         canary_only:bool=False): # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
+         canary_only:bool=False, # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
+         decisions:bool=False, # only the decision and calibration runs (`run_decision_results`)
+         cache_dir:Path=None): # presized-image + feature cache (default: ~/.cache/jif_fastai)
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
     if threads: torch.set_num_threads(threads)
@@ -303,5 +360,8 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
         f = Path(out)/'manifest.json'; rec = json.loads(f.read_text())
         rec['canary'] = record_canary(root, weights_file, Path(runs)/'canary', rec['settings'])
         atomic_write(f, json.dumps(rec, indent=1, default=str)); return print(f"re-recorded the canary in {f}")
-    rec = run_results(root, weights_file, out, pad_root, runs, command=' '.join(['python -m jif_fastai.results'] + sys.argv[1:]))
+    if decisions:
+        run_decision_results(root, weights_file, out, runs, cache_dir)
+        print(f"wrote {out}/ham10000_decision.md, ham10000_decision_paired.md, ham10000_calibration.md, ham10000_reliability.png"); return
+    rec = run_results(root, weights_file, out, pad_root, runs, cache_dir, command=' '.join(['python -m jif_fastai.results'] + sys.argv[1:]))
     print(f"wrote {out}/ in {rec['seconds']} s; settings hash {rec['settings_hash']}")

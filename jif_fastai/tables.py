@@ -9,11 +9,14 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 from .structures import weighted_vote
 from .metrics import METRICS, scores, fold_scores, search_weights
+from .calibration import temper, fit_temperature, expected_calibration_error, brier_score, plot_reliability  # also registers ECE, Brier in METRICS
+from .decision import fit_decision
 from .interpret import _subplots
 
 # %% auto #0
 __all__ = ['choose_weights', 'fold_table', 'with_mean_std', 'fold_rows', 'mean_std', 'results_markdown', 'missing_table',
-           'plot_missing']
+           'plot_missing', 'fold_parts', 'training_parts', 'fit_calibrated', 'decision_table', 'decision_markdown',
+           'plot_decision_reliability']
 
 # %% ../nbs/15_tables.ipynb #bbd62569
 def choose_weights(recs:list, # fold records with predictions
@@ -98,3 +101,74 @@ def plot_missing(mt:pd.DataFrame, # from `missing_table`
     ax.set(xlabel='metadata values removed at test time (%)', ylabel=metric, title=title or f'{metric} with missing metadata')
     ax.legend(fontsize=8); ax.grid(alpha=.3)
     return ax.figure
+
+# %% ../nbs/15_tables.ipynb #0d9a803f
+def fold_parts(r:dict, # a fold record with `miss_*` arrays
+               prefix:str='', # 'sel_': the fold's inner validation rows instead of its held-out ones
+              ) -> dict:
+    "{fraction of metadata removed: (probs (N,K,C), y (N,), missing (N,F))} of one fold record."
+    return {float(f): (P, r[f'{prefix}y'], M) for f, P, M in zip(r[f'{prefix}miss_fracs'], r[f'{prefix}miss_probs'], r[f'{prefix}miss_mask'])}
+
+# %% ../nbs/15_tables.ipynb #64437b4c
+def training_parts(recs:list, # fold records with `miss_*` arrays
+                   r:dict, # the fold to fit for (one of `recs`)
+                  ) -> dict:
+    "The parts to fit fold `r`'s decision on: its inner validation rows, or the other folds' held-out rows, per fraction."
+    if 'sel_miss_probs' in r: return fold_parts(r, 'sel_')
+    others = [fold_parts(o) for o in recs if o is not r]
+    if not others: raise ValueError(f"fold {r['fold']}: no other finished fold and no inner validation rows to fit a decision on")
+    return {f: tuple(np.concatenate(a) for a in zip(*(p[f] for p in others))) for f in others[0]}
+
+# %% ../nbs/15_tables.ipynb #5ee052da
+def fit_calibrated(name:str, # a key of `DECISIONS`
+                   parts:dict, # training parts (`training_parts`)
+                   weights=None, # the structure's fixed weights
+                   step:float=0.1, # grid spacing of the searched weights
+                  ) -> tuple:
+    "(decision, temperature): the decision fitted on `parts`, and the temperature of its fused prediction on the least damaged part."
+    dec = fit_decision(name, parts, weights, step)
+    P, y, M = parts[min(parts)]
+    return dec, fit_temperature(dec(P, M), y)
+
+# %% ../nbs/15_tables.ipynb #a0ed9447
+def decision_table(recs:list, # fold records with `miss_*` arrays
+                   names=('fixed', 'searched', 'adaptive'), # decisions to fit and score (keys of `DECISIONS`)
+                   step:float=0.1, # grid spacing of the searched weights
+                  ) -> pd.DataFrame:
+    "One row per (decision, fold, fraction of metadata removed): fused scores before/after temperature scaling, branch weights."
+    rows = []
+    for name in names:
+        for r in recs:
+            dec, t = fit_calibrated(name, training_parts(recs, r), r['decision_weights'], step)
+            for f, (P, y, M) in fold_parts(r).items():
+                p, pc = dec(P, M), temper(dec(P, M), t)
+                rows.append(dict(decision=name, fold=r['fold'], frac=f, **scores(y, p), ece_cal=expected_calibration_error(y, pc),
+                                 brier_cal=brier_score(y, pc), temperature=t,
+                                 **{f'w_{b}': w for b, w in zip(r['branches'], dec.branch_weights(P, M).mean(0))}))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/15_tables.ipynb #7d9a9529
+def decision_markdown(dt:pd.DataFrame, # from `decision_table`
+                      metrics=('bal_acc', 'ece', 'ece_cal'), # columns to show
+                     ) -> str:
+    "Markdown: one row per decision, mean ± std over folds of each metric at each fraction of metadata removed."
+    cells = {(d, f): mean_std(g, list(metrics)) for (d, f), g in dt.groupby(['decision', 'frac'], sort=False)}
+    fracs = sorted({f for _, f in cells})
+    t = pd.DataFrame([{'decision': d, **{f'{m} {f:.0%}': cells[d, f][m] for m in metrics for f in fracs}}
+                      for d in dict.fromkeys(d for d, _ in cells)])
+    return t.to_markdown(index=False) + '\n'
+
+# %% ../nbs/15_tables.ipynb #2cab0742
+def plot_decision_reliability(recs:list, # fold records with `miss_*` arrays
+                              name:str='fixed', # the decision whose fused prediction is drawn
+                              step:float=0.1, ax=None, title:str=None):
+    "Reliability diagram of the held-out predictions of all folds, complete metadata: each branch, and the fused one before and after temperature scaling."
+    pooled = {}
+    for r in recs:
+        dec, t = fit_calibrated(name, training_parts(recs, r), r['decision_weights'], step)
+        P, y, M = fold_parts(r)[min(fold_parts(r))]
+        curves = {f'fused ({name})': dec(P, M), f'fused ({name}), temperature scaled': temper(dec(P, M), t),
+                  **({b: P[:, k] for k, b in enumerate(r['branches'])} if len(r['branches']) > 1 else {})}
+        for k, p in curves.items(): pooled.setdefault(k, []).append((y, p))
+    return plot_reliability({k: tuple(np.concatenate(a) for a in zip(*v)) for k, v in pooled.items()}, ax=ax,
+                            title=title or 'Reliability, held-out folds')
