@@ -19,10 +19,10 @@ __all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'BOOL_WORDS', 
            'DERM7PT_CLASS_MAP', 'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS',
            'HAM_CONTS', 'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table',
            'require_columns', 'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'same_unicode',
-           'safe_path', 'attach_images', 'find_images', 'clean_categorical', 'clean_numeric', 'clean_booleans', 'tidy',
-           'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names',
-           'match_labels', 'warn_uninformative', 'load_csv', 'keep_classes', 'check_splits', 'kfold_splits',
-           'official_splits', 'MetaPreprocessor', 'check_meta_keys']
+           'safe_path', 'attach_images', 'find_images', 'clean_categorical', 'clean_numeric', 'clean_booleans',
+           'as_fitted_booleans', 'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019',
+           'load_ham10000', 'check_meta_names', 'match_labels', 'warn_uninformative', 'load_csv', 'keep_classes',
+           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor', 'check_meta_keys']
 
 # %% ../nbs/01_data.ipynb #c2ec9a42
 @dataclass
@@ -310,6 +310,14 @@ def clean_booleans(s:pd.Series, # a cleaned categorical column (`clean_categoric
     mapping = {v: str(BOOL_WORDS[str(v).casefold()]) for v in sorted(vals, key=str)}
     warnings.warn(f"{source}: column {col!r} writes yes/no in {len(vals)} ways; read as {mapping}", stacklevel=4)
     return s.map(lambda v: mapping.get(v, v)).astype(object)
+
+# %% ../nbs/01_data.ipynb #bo05e19b
+def as_fitted_booleans(s:pd.Series, # a cleaned categorical column to encode
+                       classes:list, # the categories the encoder was fitted on
+                      ) -> pd.Series:
+    "Yes/no spellings in `s` (`yes`, `Y`, `1`) as 'True'/'False' when the column was fitted on those two answers; else `s`."
+    if not classes or not set(classes) <= {'True', 'False'}: return s
+    return s.map(lambda v: str(BOOL_WORDS[v.casefold()]) if isinstance(v, str) and v.casefold() in BOOL_WORDS else v).astype(object)
 
 # %% ../nbs/01_data.ipynb #a1517989
 def tidy(df:pd.DataFrame, spec:DatasetSpec, source) -> pd.DataFrame:
@@ -691,7 +699,7 @@ class MetaPreprocessor:
         require_columns(df, self.cat_names + self.cont_names, 'metadata')
         cats = []
         for c in self.cat_names:
-            v = clean_categorical(df[c])
+            v = as_fitted_booleans(clean_categorical(df[c]), self.classes[c])
             codes = pd.Categorical(v, categories=self.classes[c]).codes.astype(np.int64) + 1  # unseen / missing -> 0
             unseen = v.notna() & (codes == 0)
             if unseen.any() and warn:

@@ -77,8 +77,10 @@ def open_image(path:Path, # image file
         if not path.is_file(): raise DatasetError(_not_a_file(path))
         if path.stat().st_size == 0: raise DatasetError(f"{path}: image file is empty (0 bytes); re-export or delete it")
         im = Image.open(path)
+        deep = im.mode in ('RGB', 'RGBA') and any(';16' in str(t[3]) for t in im.tile)   # a 48/64-bit PNG: Pillow keeps the top 8 bits
         if draft and im.format == 'JPEG': im.draft('RGB', (draft, draft))  # decode JPEGs at reduced scale
         im.load()
+        if deep: _note(notes, '16bit', path)
         try: im = ImageOps.exif_transpose(im)
         except Exception: _note(notes, 'exif', path)
         if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):   # 16-bit: keep the top 8 bits

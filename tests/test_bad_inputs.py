@@ -778,7 +778,10 @@ def test_boolean_column_written_several_ways(tmp_path):
     df, spec, w = _load(csv, cat=('smoke',))
     assert df.smoke.tolist() == ['True', 'True', 'False', 'False']
     assert sum("column 'smoke' writes yes/no in 4 ways; read as {'0': 'False', 'False': 'False', 'Y': 'True', 'yes': 'True'}" in m for m in w) == 1
-    assert MetaPreprocessor.from_spec(spec).fit(df).classes['smoke'] == ['False', 'True']         # two answers, not four categories
+    mp = MetaPreprocessor.from_spec(spec).fit(df)
+    assert mp.classes['smoke'] == ['False', 'True']                                                # two answers, not four categories
+    at_predict = _no_warnings(mp.transform, pd.DataFrame({'smoke': ['y', 'NO', 'true'], 'age': [40, 50, 60]}))[0][:, 0]
+    assert at_predict.tolist() == [2, 1, 2]                          # other spellings at prediction: the same answers, not 'unseen'
 
 def test_image_path_is_a_folder(tmp_path):
     csv = _text_csv(tmp_path, 'file,dx,site,age\nim/0.png,MEL,arm,61\nim,NEV,leg,50\nim/2.png,NEV,leg,40\n', 3)
@@ -799,6 +802,22 @@ def test_image_non_ascii_file_names(tmp_path, disk):
     df, _ = _no_warnings(load_csv, tmp_path / 'my.csv', 'file', 'dx', [], ['age'])
     assert len(df) == 2 and all(Path(p).is_file() for p in df.image)
     assert ImageCache(SIZE, tmp_path / 'c').load(df.image.tolist()).shape == (2, 3, SIZE, SIZE)
+
+def _png48(path: Path, a: np.ndarray) -> None:
+    "Write (h, w, 3) uint16 `a` as a 16-bit-per-channel RGB PNG (Pillow cannot write these itself)."
+    import struct, zlib
+    chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+    raw = b''.join(b'\x00' + row.astype('>u2').tobytes() for row in a)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', a.shape[1], a.shape[0], 16, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+
+def test_image_16bit_rgb_png(tmp_path):
+    "A 48-bit RGB PNG (a scanner's export): the top 8 bits are kept, with the 16-bit warning of row 7 (it used to be silent)."
+    a = (np.arange(40 * 50 * 3, dtype=np.uint32).reshape(40, 50, 3) * 10 % 65536).astype(np.uint16)
+    _png48(tmp_path / 'scan48.png', a)
+    with pytest.warns(UserWarning, match=r'16 bits per channel: reduced to 8 bits .*scan48.png'):
+        im = np.asarray(open_image(tmp_path / 'scan48.png'))
+    np.testing.assert_array_equal(im, (a >> 8).astype(np.uint8))
 
 @pytest.mark.parametrize('kind', ['rgba_named_jpg', 'grey_jpeg'])
 def test_image_jpeg_modes(tmp_path, kind):
