@@ -76,6 +76,7 @@ def describe(name:str, s:dict, changed=(), weights_file=None, frozen=False) -> s
 def check_writable(out:Path) -> Path:
     "Create `out` if needed and check a file can be written in it."
     out = Path(out)
+    if out.exists() and not out.is_dir(): raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the run")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out): pass
@@ -352,4 +353,7 @@ def main(argv:list=None) -> int:
     args.pop('pdb', None); args.pop('xtra', None)
     try: func(**args)
     except ERRORS as e: _fail(prog, e)
+    except KeyboardInterrupt:   # Ctrl-C: one line, no traceback; every file is written atomically, finished folds are kept
+        print(f"{prog}: interrupted" + ("; finished folds are saved: run the same command again to resume" if cmd == 'train' else ''), file=sys.stderr)
+        sys.exit(130)
     return 0

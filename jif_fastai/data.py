@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #7a7e49ea
 from __future__ import annotations
-import csv, difflib, warnings, re
+import csv, difflib, warnings, re, unicodedata
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -14,13 +14,14 @@ from fastcore.basics import store_attr, listify
 from sklearn.model_selection import StratifiedGroupKFold
 
 # %% auto #0
-__all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP',
-           'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS',
-           'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table', 'require_columns',
-           'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'safe_path', 'attach_images',
-           'find_images', 'clean_categorical', 'clean_numeric', 'tidy', 'check_labels', 'load_pad_ufes20',
-           'load_derm7pt', 'load_isic2019', 'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes',
-           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor']
+__all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'BOOL_WORDS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES',
+           'DERM7PT_CLASS_MAP', 'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS',
+           'HAM_CONTS', 'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table',
+           'require_columns', 'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'same_unicode',
+           'safe_path', 'attach_images', 'find_images', 'clean_categorical', 'clean_numeric', 'clean_booleans',
+           'as_fitted_booleans', 'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019',
+           'load_ham10000', 'check_meta_names', 'match_labels', 'warn_uninformative', 'load_csv', 'keep_classes',
+           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor', 'check_meta_keys']
 
 # %% ../nbs/01_data.ipynb #c2ec9a42
 @dataclass
@@ -86,11 +87,18 @@ def read_table(path:Path) -> pd.DataFrame:
     names = [c.strip() for c in next(csv.reader([head], delimiter=sep))]
     dup = sorted({c for c in names if names.count(c) > 1 and c})
     if dup: raise DatasetError(f"{path}: column(s) {dup} appear more than once in the header; rename or delete the copies")
-    try: df = pd.read_csv(path, sep=sep, encoding=enc, encoding_errors='replace', keep_default_na=True, low_memory=False)
+    try:
+        with warnings.catch_warnings():   # index_col=False: a trailing separator on the rows never shifts the columns
+            warnings.simplefilter('error', pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep=sep, encoding=enc, encoding_errors='replace', keep_default_na=True, low_memory=False, index_col=False)
+    except pd.errors.ParserWarning as e:
+        raise DatasetError(f"{path}: rows have more fields than the header's {len(names)} names ({str(e).strip()}); check the separator "
+                           "and the header, or delete the extra fields") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot be parsed as CSV with separator {sep!r} ({str(e).strip()}); check the quoting and the "
                            "number of fields on that line") from e
     df.columns = [str(c).strip() for c in df.columns]
+    df = df[[c for c in df.columns if not (re.fullmatch(r'Unnamed: \d+', c) and df[c].isna().all())]]   # a trailing separator's empty column
     blank = df.isna().all(axis=1)
     if blank.any() and not blank.all():
         warnings.warn(f"{path}: {blank.sum()} completely empty row(s) ({_rows(df.index[blank])}) skipped", stacklevel=2)
@@ -168,6 +176,17 @@ def warn_unused_images(used:list, # image paths the rows refer to
                       f"(first: {', '.join(f.name for f in extra[:5])})", stacklevel=stacklevel)
     return extra
 
+# %% ../nbs/01_data.ipynb #un01e19b
+def same_unicode(p:Path) -> Path:
+    "`p`, or the existing path whose names equal its names up to Unicode normalisation (NFC vs NFD: `é` as one or two code points)."
+    q = Path(p.anchor)
+    for part in p.parts[1:]:
+        if not part.isascii() and not (q/part).exists() and q.is_dir():   # ASCII names are the same in every normal form
+            key = unicodedata.normalize('NFC', part)
+            part = next((e.name for e in q.iterdir() if unicodedata.normalize('NFC', e.name) == key), part)
+        q = q/part
+    return q
+
 # %% ../nbs/01_data.ipynb #eb6c9a3f
 def safe_path(root:Path, rel:str, row=None) -> Path:
     "Resolve `rel` inside `root`, refusing paths that escape it (`..`, absolute paths, links pointing outside)."
@@ -176,6 +195,7 @@ def safe_path(root:Path, rel:str, row=None) -> Path:
     try: p = (root/str(rel).strip()).resolve()
     except (RuntimeError, OSError) as e:   # Python raises RuntimeError for a symbolic-link loop
         raise DatasetError(f"row {row}: image path {rel!r} cannot be resolved ({e}); a symbolic link loop? Fix the link or the path") from e
+    if not p.exists(): p = same_unicode(p)
     if p == root: raise DatasetError(f"row {row}: image path {rel!r} names the dataset root itself, not an image file in it")
     if root not in p.parents:
         raise DatasetError(f"row {row}: image path {rel!r} escapes the dataset root {root}; image paths must be relative "
@@ -192,6 +212,10 @@ def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop
     miss = np.array([p is None or not Path(p).is_file() for p in paths], dtype=bool)
     df = df.assign(image=np.array(paths, dtype=object))
     if on_missing == 'keep': return df.assign(image=df.image.where(~miss)).reset_index(drop=True)   # NaN, with pandas 2 and 3
+    folder = np.array([p is not None and Path(p).is_dir() for p in paths], dtype=bool)
+    if folder.any():
+        raise DatasetError(f"{source}: image path(s) {df.loc[folder, 'id'].astype(str).tolist()[:5]} ({_rows(df.index[folder])}) are "
+                           "folders, not image files; name one image file in each row")
     if miss.any():
         ids = df.loc[miss, 'id'].astype(str).tolist()
         msg = f"{source}: {miss.sum()} of {len(df)} rows have no image file (first: {', '.join(ids[:5])})"
@@ -238,10 +262,26 @@ def clean_categorical(s:pd.Series) -> pd.Series:
 
 # %% ../nbs/01_data.ipynb #6d15f9a9
 _DECIMAL_COMMA = re.compile(r'^\s*[-+]?\d+,\d+\s*$')
+_UNIT = re.compile(r'^\s*([-+]?\d+(?:[.,]\d+)?)\s*([^\W\d_]+\.?|%)\s*$')  # '61 years', '5mm', '7,5 cm' -> number, unit
+
+def _strip_units(raw:pd.Series, source, col:str) -> pd.Series:
+    "`raw` with one consistent unit ('61 years', '5mm') removed from its values (with a warning); several units raise."
+    m = raw.map(lambda v: _UNIT.match(v) if isinstance(v, str) else None)
+    has = m.map(bool)
+    if not has.any(): return raw
+    units = m[has].map(lambda x: x[2].rstrip('.').casefold())
+    if units.nunique() > 1:
+        ex = {u: units.index[units == u][0] for u in dict.fromkeys(units)}
+        raise DatasetError(f"{source}: numeric column {col!r} mixes units {list(ex)} (first in {', '.join(f'row {r}' for r in ex.values())}); "
+                           "convert the values to one unit and write numbers only")
+    warnings.warn(f"{source}: numeric column {col!r} writes the unit {units.iloc[0]!r} in {has.sum()} value(s) (e.g. "
+                  f"{raw[has].iloc[0]!r}); read as numbers in {units.iloc[0]}", stacklevel=4)
+    return raw.where(~has, m[has].map(lambda x: x[1]))
 
 def clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
-    "Floats with missing tokens as NaN and `1,5` read as 1.5 (with a warning); other text raises naming the rows."
+    "Floats with missing tokens as NaN, one unit ('61 years') and `1,5` read as 1.5 (with warnings); other text raises naming the rows."
     raw = s.map(lambda v: np.nan if isinstance(v, str) and v.strip() in MISSING_TOKENS else v)
+    raw = _strip_units(raw, source, col)
     comma = raw.map(lambda v: isinstance(v, str) and bool(_DECIMAL_COMMA.match(v)))
     if comma.any():
         warnings.warn(f"{source}: numeric column {col!r} uses a decimal comma (e.g. {raw[comma].iloc[0]!r}); read as a "
@@ -256,11 +296,34 @@ def clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
                            "fix them, leave them blank, or make the column categorical")
     return num.astype('float64')
 
+# %% ../nbs/01_data.ipynb #bo01e19b
+BOOL_WORDS = {'true': True, 'false': False, 'yes': True, 'no': False, 'y': True, 'n': False, 't': True, 'f': False,
+              '1': True, '0': False}  # spellings of a yes/no answer (case-insensitive)
+
+def clean_booleans(s:pd.Series, # a cleaned categorical column (`clean_categorical`)
+                   source, col:str) -> pd.Series:
+    "A yes/no column written in more spellings than it has answers (`yes`, `Y`, `1`, `TRUE`) as 'True'/'False', reported once."
+    vals = list(s.dropna().unique())
+    if not vals or not all(str(v).casefold() in BOOL_WORDS for v in vals): return s
+    if len(vals) == len({BOOL_WORDS[str(v).casefold()] for v in vals}): return s   # one spelling per answer: left as written
+    mapping = {v: str(BOOL_WORDS[str(v).casefold()]) for v in sorted(vals, key=str)}
+    warnings.warn(f"{source}: column {col!r} writes yes/no in {len(vals)} ways; read as {mapping}", stacklevel=4)
+    return s.map(lambda v: mapping.get(v, v)).astype(object)
+
+# %% ../nbs/01_data.ipynb #bo05e19b
+def as_fitted_booleans(s:pd.Series, # a cleaned categorical column to encode
+                       classes:list, # the categories the encoder was fitted on
+                      ) -> pd.Series:
+    "Yes/no spellings in `s` (`yes`, `Y`, `1`) as 'True'/'False' when the column was fitted on those two answers; else `s`."
+    if not classes or not set(classes) <= {'True', 'False'}: return s
+    return s.map(lambda v: str(BOOL_WORDS[v.casefold()]) if isinstance(v, str) and v.casefold() in BOOL_WORDS else v).astype(object)
+
 # %% ../nbs/01_data.ipynb #a1517989
 def tidy(df:pd.DataFrame, spec:DatasetSpec, source) -> pd.DataFrame:
-    "Clean metadata columns in place of `df` per `spec` (categoricals as strings, numerics as floats)."
+    "Clean metadata columns in place of `df` per `spec` (categoricals as strings, yes/no spellings unified, numerics as floats)."
     df = df.copy()
     for c in dict.fromkeys(spec.cat_names + [p for p in spec.proxies if p in df.columns]): df[c] = clean_categorical(df[c])
+    for c in spec.cat_names: df[c] = clean_booleans(df[c], source, c)
     for c in spec.cont_names: df[c] = clean_numeric(df[c], source, c)
     return df
 
@@ -445,6 +508,45 @@ def check_meta_names(cat_names:list, # categorical metadata columns
     if clash: raise DatasetError(f"{source}: metadata column(s) {clash} have names jif_fastai uses for its own columns {list(TIDY_COLUMNS)}; "
                                  f"rename them in the CSV (e.g. {clash[0]!r} -> '{clash[0]}_')")
 
+# %% ../nbs/01_data.ipynb #lb01e19b
+def match_labels(labels:pd.Series, # the label column as read
+                 classes:list, # the class list, or None: the labels' most frequent spellings
+                 source) -> tuple:
+    "(labels stripped and matched to `classes` up to case, with a warning; the class list); equally frequent spellings raise."
+    labels = labels.astype(str).str.strip()
+    if classes is None:
+        by = {}
+        for v, n in labels.value_counts().items(): by.setdefault(v.casefold(), []).append((v, n))   # most frequent first
+        tie = next(([v for v, _ in vs] for vs in by.values() if len(vs) > 1 and vs[0][1] == vs[1][1]), None)
+        if tie: raise DatasetError(f"{source}: labels {sorted(tie)} differ only in case and are equally frequent, so which is the class "
+                                   "name is ambiguous; write them one way, or give the class list (--classes)")
+        canon = {k: vs[0][0] for k, vs in by.items()}
+        classes = sorted(set(canon.values()))
+    else:
+        folded = {}
+        for c in classes: folded.setdefault(str(c).casefold(), []).append(str(c))
+        canon = {k: cs[0] for k, cs in folded.items() if len(cs) == 1}   # classes differing only in case: no guessing
+    fixed = labels.map(lambda v: v if v in classes else canon.get(v.casefold(), v))
+    changed = fixed != labels
+    if changed.any():
+        pairs = {a: b for a, b in zip(labels[changed], fixed[changed])}
+        warnings.warn(f"{source}: labels {list(pairs)[:5]} differ from the class names {list(dict.fromkeys(pairs.values()))[:5]} only in "
+                      f"case ({_rows(labels.index[changed])}); read as those classes", stacklevel=3)
+    return fixed, list(classes)
+
+# %% ../nbs/01_data.ipynb #lb04e19b
+def _one_value(s:pd.Series) -> str:
+    "Why column `s` carries no information ('entirely empty', 'always 3.0'), or '' when it varies."
+    vals = s.dropna().unique()
+    return '' if len(vals) > 1 else 'entirely empty' if not len(vals) else f"always {(v.item() if isinstance(v := vals[0], np.generic) else v)!r}"
+
+def warn_uninformative(df:pd.DataFrame, cols:list, source) -> list:
+    "Warn naming the metadata columns of `df` that are entirely empty or hold one value (they carry no information); return them."
+    why = {c: w for c in cols if (w := _one_value(df[c]))}
+    if why: warnings.warn(f"{source}: metadata column(s) {', '.join(f'{c!r} ({w})' for c, w in why.items())} carry no information; "
+                          "they are kept (the model learns nothing from them), but check the export or leave them out", stacklevel=3)
+    return list(why)
+
 # %% ../nbs/01_data.ipynb #d36eab7f
 def load_csv(csv:Path, # the table, one row per image
              image_col:str, # column with image paths (relative to `image_root`)
@@ -453,7 +555,7 @@ def load_csv(csv:Path, # the table, one row per image
              cont_names:list=(), # numeric metadata columns
              group_col:str=None, # patient/lesion column for grouped splits (default: each image alone)
              image_root:Path=None, # folder the image paths are relative to (default: the CSV's folder)
-             classes:list=None, # class list (default: sorted labels found); other labels raise
+             classes:list=None, # class list (default: sorted labels found); labels differing only in case are matched, others raise
              on_missing:str='drop', # rows without an image file: 'drop' (with a warning) or 'raise'
              need_images:bool=True, # False: keep every row, `image` NaN where the file is absent (metadata-only models)
             ) -> tuple[pd.DataFrame, DatasetSpec]:
@@ -466,12 +568,12 @@ def load_csv(csv:Path, # the table, one row per image
     check_filled(raw[image_col], csv, image_col, "fill in the image path of every row, or delete those rows")
     check_unique(raw[image_col], csv, image_col)
     if group_col: check_filled(raw[group_col], csv, group_col, "fill in the patient/lesion of every row, or leave out the group column (each image its own group)")
-    labels = raw[label_col].astype(str).str.strip()
-    classes = list(classes) if classes is not None else sorted(labels.unique())
+    labels, classes = match_labels(raw[label_col], None if classes is None else list(classes), csv)
     spec = DatasetSpec(csv.stem, classes, list(cat_names), list(cont_names))
     df = tidy(raw, spec, csv).assign(label=labels, id=raw[image_col].astype(str),
                                      group=(raw[group_col] if group_col else raw[image_col]).astype(str))
     check_labels(df, classes, csv)
+    warn_uninformative(df, spec.meta_names, csv)
     paths = pd.Series([safe_path(image_root, p, row=i) for i, p in zip(raw.index, raw[image_col])], index=df.index, dtype=object)
     df = _attach_dataset_images(df, paths, csv, on_missing, need_images, used=[p for p in paths if p.is_file()])
     return df[['id','image','label','group'] + spec.cat_names + spec.cont_names], spec
@@ -597,7 +699,7 @@ class MetaPreprocessor:
         require_columns(df, self.cat_names + self.cont_names, 'metadata')
         cats = []
         for c in self.cat_names:
-            v = clean_categorical(df[c])
+            v = as_fitted_booleans(clean_categorical(df[c]), self.classes[c])
             codes = pd.Categorical(v, categories=self.classes[c]).codes.astype(np.int64) + 1  # unseen / missing -> 0
             unseen = v.notna() & (codes == 0)
             if unseen.any() and warn:
@@ -629,3 +731,16 @@ class MetaPreprocessor:
         return mp
 
     def __repr__(self): return f"MetaPreprocessor(cats={self.cat_names}, conts={self.cont_names}, fitted={self.classes is not None})"
+
+# %% ../nbs/01_data.ipynb #mk01e19b
+def check_meta_keys(meta:dict, # metadata given for one prediction, {column: value}
+                    names:list, # the metadata columns the model uses
+                   ) -> None:
+    "Raise if a key of `meta` looks like a misspelt model column (its value would be lost); warn naming other unused keys."
+    unknown = [k for k in meta if k not in names]
+    open_ = [c for c in names if c not in meta]   # the columns a misspelt key could have meant
+    for k in unknown:
+        m = [c for c in open_ if str(c).casefold() == str(k).strip().casefold()] or difflib.get_close_matches(str(k), open_, n=1, cutoff=0.75)
+        if m: raise DatasetError(f"metadata: {k!r} is not a field this model uses: did you mean {m[0]!r}? (it uses {list(names)}); "
+                                 "fix the name, or its value would be ignored")
+    if unknown: warnings.warn(f"metadata keys {sorted(map(str, unknown))} are not used by this model (it uses {list(names)})", stacklevel=3)

@@ -63,6 +63,10 @@ def _note(notes, kind, path):
     if notes is None: warn_images([(kind, path)])
     else: notes.append((kind, path))
 
+def _not_a_file(path:Path) -> str:
+    "Why `path`, which is not a file, cannot be opened as an image."
+    return f"{path}: is a folder, not an image file; name the image file itself" if Path(path).is_dir() else f"{path}: image file not found"
+
 def open_image(path:Path, # image file
                draft:int=None, # decode at reduced scale, keeping the short side >= 2 x `draft` where possible
                notes:list=None, # collect (kind, path) of lossy conversions here instead of warning
@@ -70,11 +74,13 @@ def open_image(path:Path, # image file
     "Open `path` as an upright RGB image; errors name the file, lossy conversions warn."
     path = Path(path)
     try:
-        if not path.is_file(): raise DatasetError(f"{path}: image file not found")
+        if not path.is_file(): raise DatasetError(_not_a_file(path))
         if path.stat().st_size == 0: raise DatasetError(f"{path}: image file is empty (0 bytes); re-export or delete it")
         im = Image.open(path)
+        deep = im.mode in ('RGB', 'RGBA') and any(';16' in str(t[3]) for t in im.tile)   # a 48/64-bit PNG: Pillow keeps the top 8 bits
         if draft and im.format == 'JPEG': im.draft('RGB', (draft, draft))  # decode JPEGs at reduced scale
         im.load()
+        if deep: _note(notes, '16bit', path)
         try: im = ImageOps.exif_transpose(im)
         except Exception: _note(notes, 'exif', path)
         if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):   # 16-bit: keep the top 8 bits
@@ -171,7 +177,7 @@ class ImageCache:
 
     def __getitem__(self, path:Path, notes:list=None) -> np.ndarray:
         "Presized (3,size,size) uint8 array for `path`, built and stored if needed."
-        if not Path(path).is_file(): raise DatasetError(f"{path}: image file not found")
+        if not Path(path).is_file(): raise DatasetError(_not_a_file(path))
         f = self.key(path)
         a, damaged = self._read(f)
         if a is None:

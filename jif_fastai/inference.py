@@ -16,7 +16,7 @@ from fastai.vision.core import imagenet_stats
 from safetensors.torch import save as save_safetensors, load as load_safetensors
 import jif_fastai
 from .core import json_default
-from .data import MetaPreprocessor, DatasetError, require_columns
+from .data import MetaPreprocessor, DatasetError, require_columns, check_meta_keys
 from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all, atomic_write
 from .structures import create_model, fuse_probs, branch_probs, JIFModel
 from .decision import decision_from_dict, missing_fields
@@ -130,8 +130,7 @@ class JIFPredictor:
                ) -> tuple:
         "(label, {class: prob}, {branch: {class: prob}}[, {branch: weight}]) for one image and its metadata."
         row = pd.DataFrame([{c: meta.get(c, np.nan) for c in self.preproc.cat_names + self.preproc.cont_names}])
-        unknown = set(meta) - set(row.columns)
-        if unknown: warnings.warn(f"metadata keys {sorted(unknown)} are not used by this model (it uses {list(row.columns)})")
+        check_meta_keys(meta, list(row.columns))   # a misspelt key raises, an unrelated one warns
         r = self.predict_df(row.assign(image=str(image))).iloc[0]
         probs = {c: float(r[f'p_{c}']) for c in self.classes}
         per_branch = {b: {c: float(r[f'p_{b}_{c}']) for c in self.classes} for b in self.model.branches}

@@ -691,3 +691,174 @@ def test_predict_meta_json_file_broken(capsys, tmp_path):
     (tmp_path / 'm.json').write_text('{"age": 61,')
     code, o, e = _cli(capsys, 'predict', '--model', tmp_path / 'nowhere', '--image', 'x.png', '--meta', tmp_path / 'm.json')
     _one_line_error(code, e, 'predict'); assert f'--meta {tmp_path}/m.json: not valid JSON (' in e
+
+# ============================================================================ found by the third round (issue 19)
+
+import os, unicodedata
+from jif_fastai.data import clean_numeric
+
+def _text_csv(root: Path, text: str, n: int = 4, name='my.csv') -> Path:
+    "A CSV written byte for byte from `text`, next to PNGs im/0.png .. im/{n-1}.png."
+    (root / 'im').mkdir(parents=True, exist_ok=True)
+    for i in range(n): Image.fromarray(_rgb(seed=i)).save(root / 'im' / f'{i}.png')
+    (root / name).write_bytes(text.encode('utf-8'))
+    return root / name
+
+def _load(csv, cat=('site',), cont=('age',), **kw):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        df, spec = load_csv(csv, 'file', 'dx', list(cat), list(cont), **kw)
+    return df, spec, [str(x.message) for x in w]
+
+def test_csv_windows_line_endings_and_quoted_newlines(tmp_path):
+    csv = _text_csv(tmp_path, 'file,dx,site,age\r\nim/0.png,MEL,"upper\r\narm",61\r\nim/1.png,NEV,leg,50\r\nim/2.png,NEV,"back, left",40\r\n', 3)
+    df, spec, w = _load(csv)
+    assert df.site.tolist() == ['upper\r\narm', 'leg', 'back, left'] and df.age.tolist() == [61., 50., 40.] and not w
+    assert spec.classes == ['MEL', 'NEV'] and df.image.map(lambda p: Path(p).is_file()).all()
+
+def test_csv_semicolon_with_decimal_comma(tmp_path):
+    "A European Excel export: `;` between fields *and* decimal commas inside them."
+    csv = _text_csv(tmp_path, '\ufefffile;dx;site;age\r\nim/0.png;MEL;arm;61,5\r\nim/1.png;NEV;leg;50\r\n', 2)
+    df, _, w = _load(csv)
+    assert df.age.tolist() == [61.5, 50.] and list(df.columns)[:2] == ['id', 'image']
+    assert any("numeric column 'age' uses a decimal comma (e.g. '61,5')" in m for m in w)
+
+@pytest.mark.parametrize('header,rows', [(',', ','), ('', ','), (';;', ';;')])
+def test_csv_trailing_separator(tmp_path, header, rows):
+    "An empty trailing column: on the header and the rows, on the rows only (pandas would shift every column into the index)."
+    sep = ';' if ';' in rows else ','
+    lines = [sep.join(['file', 'dx', 'site', 'age']) + header] + [sep.join(r) + rows for r in
+             (['im/0.png', 'MEL', 'arm', '61'], ['im/1.png', 'NEV', 'leg', '50'])]
+    df, spec, w = _load(_text_csv(tmp_path, '\n'.join(lines) + '\n', 2))
+    assert df.id.tolist() == ['im/0.png', 'im/1.png'] and df.label.tolist() == ['MEL', 'NEV'] and df.age.tolist() == [61., 50.]
+    assert not any('Unnamed' in c for c in read_table(tmp_path / 'my.csv').columns)
+
+def test_csv_rows_with_more_fields_than_header(tmp_path):
+    (tmp_path / 't.csv').write_text('file,dx\nim/0.png,MEL,61\nim/1.png,NEV,50\n')
+    with pytest.raises(DatasetError) as e: read_table(tmp_path / 't.csv')
+    assert "t.csv: rows have more fields than the header's 2 names" in _msg(e)
+
+@pytest.mark.parametrize('blank', ['', 'NaN', 'nan', 'NA', '   '])
+def test_csv_label_blank_or_nan(tmp_path, blank):
+    csv = _text_csv(tmp_path, f'file,dx,site,age\nim/0.png,MEL,arm,61\nim/1.png,{blank},leg,50\nim/2.png,NEV,leg,40\n', 3)
+    with pytest.raises(DatasetError) as e: load_csv(csv, 'file', 'dx', ['site'], ['age'])
+    assert "my.csv: column 'dx' is blank in row [1]; fill in the label of every row" in _msg(e)
+
+def test_csv_labels_differ_in_case_or_spaces(tmp_path):
+    csv = _text_csv(tmp_path, 'file,dx,site,age\nim/0.png, MEL,arm,61\nim/1.png,mel,leg,50\nim/2.png,MEL ,leg,40\nim/3.png,nev,leg,30\n')
+    df, spec, w = _load(csv)
+    assert spec.classes == ['MEL', 'nev'] and df.label.tolist() == ['MEL', 'MEL', 'MEL', 'nev']     # one class, not 'MEL' and 'mel'
+    assert any("labels ['mel'] differ from the class names ['MEL'] only in case (row [1]); read as those classes" in m for m in w)
+    df, spec, _ = _load(csv, classes=['MEL', 'NEV'])                                                # a class list: matched to it
+    assert spec.classes == ['MEL', 'NEV'] and df.label.tolist() == ['MEL', 'MEL', 'MEL', 'NEV']
+    tie = _text_csv(tmp_path, 'file,dx,site,age\nim/0.png,MEL,arm,61\nim/1.png,mel,leg,50\n', name='tie.csv')
+    with pytest.raises(DatasetError) as e: load_csv(tie, 'file', 'dx', ['site'], ['age'])
+    assert "tie.csv: labels ['MEL', 'mel'] differ only in case and are equally frequent" in _msg(e) and '--classes' in _msg(e)
+
+def test_numeric_with_units(tmp_path):
+    csv = _text_csv(tmp_path, 'file,dx,site,age,d\nim/0.png,MEL,arm,61 years,5mm\nim/1.png,NEV,leg,50,"7,5 mm"\nim/2.png,NEV,leg,40 Years,6 mm\n', 3)
+    df, _, w = _load(csv, cont=('age', 'd'))
+    assert df.age.tolist() == [61., 50., 40.] and df.d.tolist() == [5., 7.5, 6.]
+    assert any("numeric column 'age' writes the unit 'years' in 2 value(s) (e.g. '61 years'); read as numbers in years" in m for m in w)
+    assert any("numeric column 'd' writes the unit 'mm' in 3 value(s)" in m for m in w)
+    with pytest.raises(DatasetError) as e: clean_numeric(pd.Series(['5 mm', '1 cm', '2mm', '0.5cm']), 'my.csv', 'd')
+    assert "my.csv: numeric column 'd' mixes units ['mm', 'cm'] (first in row 0, row 1); convert the values to one unit" in _msg(e)
+
+def test_metadata_column_constant_or_empty(tmp_path):
+    csv = _text_csv(tmp_path, 'file,dx,site,age,gone\nim/0.png,MEL,arm,61,\nim/1.png,NEV,arm,50,\nim/2.png,NEV,arm,40,\n', 3)
+    df, spec, w = _load(csv, cont=('age', 'gone'))
+    assert any("metadata column(s) 'site' (always 'arm'), 'gone' (entirely empty) carry no information; they are kept" in m for m in w)
+    assert spec.meta_names == ['site', 'age', 'gone']                                              # kept: the model's inputs are what you listed
+    mp = MetaPreprocessor.from_spec(spec).fit(df)
+    cats, conts = mp.transform(df)
+    assert np.isfinite(conts).all() and (conts[:, 1] == 0).all() and (cats[:, 0] == 1).all()      # encoded harmlessly
+
+def test_boolean_column_written_several_ways(tmp_path):
+    csv = _text_csv(tmp_path, 'file,dx,smoke,age\nim/0.png,MEL,yes,61\nim/1.png,NEV,Y,50\nim/2.png,NEV,0,40\nim/3.png,MEL,False,30\n')
+    df, spec, w = _load(csv, cat=('smoke',))
+    assert df.smoke.tolist() == ['True', 'True', 'False', 'False']
+    assert sum("column 'smoke' writes yes/no in 4 ways; read as {'0': 'False', 'False': 'False', 'Y': 'True', 'yes': 'True'}" in m for m in w) == 1
+    mp = MetaPreprocessor.from_spec(spec).fit(df)
+    assert mp.classes['smoke'] == ['False', 'True']                                                # two answers, not four categories
+    at_predict = _no_warnings(mp.transform, pd.DataFrame({'smoke': ['y', 'NO', 'true'], 'age': [40, 50, 60]}))[0][:, 0]
+    assert at_predict.tolist() == [2, 1, 2]                          # other spellings at prediction: the same answers, not 'unseen'
+
+def test_image_path_is_a_folder(tmp_path):
+    csv = _text_csv(tmp_path, 'file,dx,site,age\nim/0.png,MEL,arm,61\nim,NEV,leg,50\nim/2.png,NEV,leg,40\n', 3)
+    with pytest.raises(DatasetError) as e: load_csv(csv, 'file', 'dx', ['site'], ['age'])
+    assert "my.csv: image path(s) ['im'] (row [1]) are folders, not image files; name one image file in each row" in _msg(e)
+    with pytest.raises(DatasetError) as e: presize(tmp_path / 'im', SIZE)                          # e.g. predict --image FOLDER
+    assert 'im: is a folder, not an image file' in _msg(e)
+
+@pytest.mark.parametrize('disk', ['NFC', 'NFD'])
+def test_image_non_ascii_file_names(tmp_path, disk):
+    "'lésion_ü.png' typed in the CSV (NFC) and stored by macOS (NFD), or the other way round."
+    name = 'lésion_ü'
+    on_disk, in_csv = unicodedata.normalize(disk, name), unicodedata.normalize('NFD' if disk == 'NFC' else 'NFC', name)
+    assert on_disk != in_csv
+    (tmp_path / f'Patiënt_{on_disk}').mkdir()
+    for i in range(2): Image.fromarray(_rgb(seed=i)).save(tmp_path / f'Patiënt_{on_disk}' / f'{on_disk}_{i}.png')
+    (tmp_path / 'my.csv').write_text(f'file,dx,age\nPatiënt_{in_csv}/{in_csv}_0.png,MEL,61\nPatiënt_{in_csv}/{in_csv}_1.png,NEV,50\n', encoding='utf-8')
+    df, _ = _no_warnings(load_csv, tmp_path / 'my.csv', 'file', 'dx', [], ['age'])
+    assert len(df) == 2 and all(Path(p).is_file() for p in df.image)
+    assert ImageCache(SIZE, tmp_path / 'c').load(df.image.tolist()).shape == (2, 3, SIZE, SIZE)
+
+def _png48(path: Path, a: np.ndarray) -> None:
+    "Write (h, w, 3) uint16 `a` as a 16-bit-per-channel RGB PNG (Pillow cannot write these itself)."
+    import struct, zlib
+    chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+    raw = b''.join(b'\x00' + row.astype('>u2').tobytes() for row in a)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', a.shape[1], a.shape[0], 16, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+
+def test_image_16bit_rgb_png(tmp_path):
+    "A 48-bit RGB PNG (a scanner's export): the top 8 bits are kept, with the 16-bit warning of row 7 (it used to be silent)."
+    a = (np.arange(40 * 50 * 3, dtype=np.uint32).reshape(40, 50, 3) * 10 % 65536).astype(np.uint16)
+    _png48(tmp_path / 'scan48.png', a)
+    with pytest.warns(UserWarning, match=r'16 bits per channel: reduced to 8 bits .*scan48.png'):
+        im = np.asarray(open_image(tmp_path / 'scan48.png'))
+    np.testing.assert_array_equal(im, (a >> 8).astype(np.uint8))
+
+@pytest.mark.parametrize('kind', ['rgba_named_jpg', 'grey_jpeg'])
+def test_image_jpeg_modes(tmp_path, kind):
+    "An RGBA image saved as `.jpg` (JPEG has no alpha: it is a PNG inside), and a greyscale JPEG: decoded by content, silently."
+    rgb = np.full((40, 50, 3), (200, 100, 50), np.uint8)
+    if kind == 'rgba_named_jpg': Image.fromarray(rgb).convert('RGBA').save(tmp_path / 'x.jpg', format='PNG')
+    if kind == 'grey_jpeg': Image.fromarray(rgb).convert('L').save(tmp_path / 'x.jpg', quality=95)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); a = presize(tmp_path / 'x.jpg', SIZE)
+    assert a.shape == (3, SIZE, SIZE)
+    want = [Image.fromarray(rgb).convert('L').getpixel((0, 0))] * 3 if kind == 'grey_jpeg' else [200, 100, 50]
+    assert np.abs(a.reshape(3, -1).mean(1) - want).max() < 8
+    assert not w                                                                                    # lossless: silent
+
+def test_image_corrupt_files_in_the_middle(tmp_path):
+    "Damaged files among good ones: one error listing all of them (stop with the list), none cached, the good ones are."
+    paths = []
+    for i in range(8):
+        Image.fromarray(_rgb(seed=i)).save(tmp_path / f'{i}.png'); paths.append(tmp_path / f'{i}.png')
+    paths[3].write_bytes(paths[3].read_bytes()[:60]); paths[5].write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(50))
+    cache = ImageCache(SIZE, tmp_path / 'c')
+    with pytest.raises(DatasetError) as e: cache.load(paths)
+    assert _msg(e).startswith('2 of 8 image(s) cannot be used') and '3.png' in _msg(e) and '5.png' in _msg(e)
+    assert len(list((tmp_path / 'c').rglob('*.npy'))) == 6
+
+def test_cli_out_is_a_file_or_read_only(capsys, tmp_path):
+    (tmp_path / 'a_file').write_text('x')
+    code, o, e = _cli(capsys, 'train', *TINY_RUN, '--out', tmp_path / 'a_file')
+    _one_line_error(code, e); assert f'--out {tmp_path}/a_file: is a file, not a folder; give a folder for the run' in e
+    # A read-only folder: chmod does not stop root (as here), so use one the kernel itself refuses to write, even to root.
+    ro = Path('/sys/kernel')
+    if not ro.is_dir(): pytest.skip('no /sys/kernel here (not Linux)')
+    for out in (ro, ro / 'jif-run'):
+        code, o, e = _cli(capsys, 'train', *TINY_RUN, '--out', out)
+        _one_line_error(code, e); assert f'--out {out}: cannot write there (' in e
+
+def test_predict_meta_field_the_model_never_saw(model_dir, pad_src, capsys):
+    from jif_fastai.inference import load_jif
+    img = next((pad_src / 'images').rglob('*.png'))
+    code, o, e = _cli(capsys, 'predict', '--model', model_dir, '--image', img, '--meta', '{"Age": 61, "region": "ARM"}')
+    _one_line_error(code, e, 'predict'); assert "'Age' is not a field this model uses: did you mean 'age'?" in e
+    with pytest.warns(UserWarning, match=r"metadata keys \['patient_id'\] are not used by this model"):
+        label, probs, _ = load_jif(model_dir).predict(img, {'age': 61, 'patient_id': 'PAT_1'})   # unrelated: named, not fatal
+    assert label in probs and abs(sum(probs.values()) - 1) < 1e-5

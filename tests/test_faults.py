@@ -377,3 +377,30 @@ def test_two_trainings_on_one_run_folder(tmp_path):
     finally: holder.send_signal(signal.SIGKILL); holder.wait()
     res = run_cv(**kw)                                                        # the dead holder's lock file is no obstacle
     assert list(res.fold) == ['0', '1', 'mean', 'std'] and (out / 'results.csv').is_file()
+
+TRAIN_CLI = ['train', '--structure', 'meta', '--epochs', '6', '--folds', '2', '--bs', '16',   # metadata-only: folds of seconds
+             '--no-pictures']
+CLI = "import sys; from jif_fastai.cli import main; sys.exit(main(sys.argv[1:]))"
+
+def test_ctrl_c_during_a_fold_then_the_same_command_resumes(tmp_path):
+    "SIGINT (Ctrl-C) in fold 1: one line, exit 130, no temporary file left; the same command again trains fold 1 only and finishes."
+    from jif_fastai.cv import fold_done
+    out = tmp_path / 'run'; argv = [sys.executable, '-c', CLI, *TRAIN_CLI, '--out', str(out)]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (fold_done(out, 0) and (out / 'progress.json').is_file() and json.loads((out / 'progress.json').read_text()).get('fold') == 1):
+        assert p.poll() is None, p.communicate()[1][-2000:]
+        assert time.time() - t0 < 300, 'fold 1 never started'
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    o, e = p.communicate(timeout=120)
+    assert p.returncode == 130, e[-2000:]
+    assert e.strip().splitlines()[-1] == ('jif-fastai train: interrupted; finished folds are saved: run the same command again to resume')
+    assert 'Traceback' not in e and not list(out.rglob('*.tmp'))                      # nothing half-written
+    assert fold_done(out, 0) and not fold_done(out, 1) and not (out / 'results.csv').exists()
+    fold0 = (out / 'folds' / 'fold_0.json').read_bytes()
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)   # the same command again
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / 'folds' / 'fold_0.json').read_bytes() == fold0 and fold_done(out, 1)  # fold 0 kept, fold 1 trained
+    assert list(pd.read_csv(out / 'results.csv').fold.astype(str)) == ['0', '1', 'mean', 'std']
