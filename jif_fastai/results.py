@@ -24,9 +24,9 @@ from .cv import run_cv, run_grid, load_folds
 from .interpret import plot_fusion_bars, plot_confusion, headless, _save
 
 # %% auto #0
-__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'GRIDS', 'MISSING_RUNS', 'settings_hash', 'config_name',
-           'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'grid_tables', 'write_tables',
-           'run_results', 'main']
+__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'META_DESIGNS', 'GRIDS', 'MISSING_RUNS', 'settings_hash',
+           'config_name', 'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'meta_run_kw',
+           'grid_tables', 'write_tables', 'run_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -102,6 +102,20 @@ def _cv_kw(s:dict, weights_file:Path) -> dict:
     return dict(folds=s['folds'], epochs=s['epochs'], bs=s['bs'], lr=s['lr'], schedule=s['schedule'], opt=s['opt'], wd=s['wd'],
                 size=s['size'], seed=s['seed'], lam=s['lam'], frozen=s['frozen'], views=s['views'], weights_file=weights_file)
 
+# %% ../nbs/17_results.ipynb #a20d0002
+META_DESIGNS = {   # name -> changes to the results run's PAD-UFES-20 metadata-only `run_cv` arguments
+    'results': {},   # RESULTS_SETTINGS as they are: SGD, cosine, lr 1e-2, wd 1e-4, pad_epochs, MetaEncoder defaults
+}
+
+# %% ../nbs/17_results.ipynb #a20d0003
+def meta_run_kw(design:str|dict='results', # a name in `META_DESIGNS`, or such a dict of changes
+                settings:dict=None, # default `RESULTS_SETTINGS`
+               ) -> dict:
+    "`run_cv` arguments (all but dataset, root and out_dir) of a metadata-only run with the results settings and `design`."
+    s, d = dict(settings or RESULTS_SETTINGS), META_DESIGNS[design] if isinstance(design, str) else design
+    return {**_cv_kw(s, None), 'backbone': s['backbone'], 'fusion': 'mmfa', 'structure': s['pad_structure'], 'epochs': s['pad_epochs'],
+            'frozen': False, 'views': 1, **d}
+
 # %% ../nbs/17_results.ipynb #1ce1a09f
 def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
 
@@ -172,8 +186,7 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
     rec = dict(command=command or ' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s),
                versions=_versions(), started=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t0)))
     if pad_root is not None:
-        pad = run_cv('pad-ufes-20', s['backbone'], 'mmfa', s['pad_structure'], out_dir=runs/'pad-ufes-20-meta', root=pad_root,
-                     progress=False, pictures=False, **{**kw, 'epochs': s['pad_epochs'], 'frozen': False, 'views': 1, 'weights_file': None})
+        pad = run_cv('pad-ufes-20', out_dir=runs/'pad-ufes-20-meta', root=pad_root, progress=False, pictures=False, **meta_run_kw('results', s))
         lr = pd.read_csv(runs/'pad-ufes-20-meta'/'reference.csv')
         both = pd.DataFrame([{'model': 'metadata branch (MetaEncoder + head)', **mean_std(fold_rows(pad), ['bal_acc', 'accuracy', 'auc'])},
                              {'model': 'logistic regression (class-balanced)', **mean_std(fold_rows(lr), ['bal_acc', 'accuracy', 'auc'])}])
