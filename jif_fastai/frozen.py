@@ -171,7 +171,8 @@ def backbone_stages(enc:nn.Module, # an `ImageEncoder`: a timm CNN with `feature
     with eval_mode(m), torch.no_grad():
         try: want = m.forward_features(x)                                             # (2,C,h,w)
         finally: [h.remove() for h in hooks]
-        got = nn.Sequential(*[units[n] for n in ran])(x) if len(set(ran)) == len(ran) else None
+        try: got = nn.Sequential(*[units[n] for n in ran])(x) if len(set(ran)) == len(ran) else None
+        except RuntimeError: got = None                                              # e.g. a residual block's skip path, run as a stage
     if got is None or got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-5) or [n for n in ran if n in marks] != marks:
         raise ValueError(f"{name!r}: forward_features does not run its modules one after another, so it cannot be cut into "
                          "stages (train_from); train on the whole frozen backbone (train_from=None) or fine-tune it all")
