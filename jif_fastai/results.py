@@ -105,6 +105,7 @@ def _cv_kw(s:dict, weights_file:Path) -> dict:
 # %% ../nbs/17_results.ipynb #a20d0002
 META_DESIGNS = {   # name -> changes to the results run's PAD-UFES-20 metadata-only `run_cv` arguments
     'results': {},   # RESULTS_SETTINGS as they are: SGD, cosine, lr 1e-2, wd 1e-4, pad_epochs, MetaEncoder defaults
+    'pad-ufes-20': dict(opt='adam', schedule='one-cycle', lr=1e-3, model_kw=dict(meta_layers=(), meta_ps=0.)),   # chosen on inner splits: bench/pad_meta_design.py
 }
 
 # %% ../nbs/17_results.ipynb #a20d0003
