@@ -34,9 +34,9 @@ from .tables import training_parts, fit_calibrated, decision_table, decision_mar
 # %% auto #0
 __all__ = ['SPLITS', 'LOCK_NAME', 'RUN_KEY_DEFAULTS', 'SETTINGS', 'fold_plan', 'drop_metadata', 'missing_meta_probs',
            'missing_meta_eval', 'train_fold', 'RunConfigError', 'data_fingerprint', 'check_run_dir', 'fold_done',
-           'load_folds', 'summarise_decisions', 'summarise', 'run_images', 'meta_features', 'logreg_reference',
-           'TrainingError', 'check_settings', 'check_trainable', 'check_batches', 'TrainingGuard', 'run_lock',
-           'locked_run', 'check_choices', 'check_grid', 'save_decisions', 'run_data', 'run_cv', 'run_grid']
+           'load_folds', 'summarise_decisions', 'summarise', 'run_images', 'meta_features', 'reference_scores',
+           'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches', 'TrainingGuard',
+           'run_lock', 'locked_run', 'check_choices', 'check_grid', 'save_decisions', 'run_data', 'run_cv', 'run_grid']
 
 # %% ../nbs/16_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -283,21 +283,26 @@ def meta_features(preproc:MetaPreprocessor, # fitted metadata encoder
     return np.concatenate(hot + [conts], 1)
 
 # %% ../nbs/16_cv.ipynb #19707eaf
-def logreg_reference(df:pd.DataFrame, # tidy frame
+def reference_scores(df:pd.DataFrame, # tidy frame
                      spec:DatasetSpec, # its spec
                      plan:list, # from `fold_plan`
+                     make_clf, # callable() -> an unfitted scikit-learn classifier with `predict_proba`
                     ) -> pd.DataFrame:
-    "Per fold (and mean, std): scores of a class-balanced logistic regression on the fold's encoded metadata."
+    "Per fold (and mean, std): scores of a scikit-learn classifier fitted on each fold's encoded training metadata."
     y, rows = pd.Categorical(df[spec.label], categories=spec.classes).codes, []
     for k, p in enumerate(plan):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')   # the same data warnings as the fold's own encoder
             mp = MetaPreprocessor.from_spec(spec).fit(df.iloc[p['train']])
-        lr = LogisticRegression(class_weight='balanced', max_iter=5000).fit(meta_features(mp, df.iloc[p['train']]), y[p['train']])
+        clf = make_clf().fit(meta_features(mp, df.iloc[p['train']]), y[p['train']])
         prob = np.zeros((len(p['test']), len(spec.classes)))
-        prob[:, lr.classes_] = lr.predict_proba(meta_features(mp, df.iloc[p['test']]))
+        prob[:, clf.classes_] = clf.predict_proba(meta_features(mp, df.iloc[p['test']]))
         rows.append(dict(fold=k, n=len(p['test']), **scores(y[p['test']], prob)))
     return with_mean_std(pd.DataFrame(rows))
+
+def logreg_reference(df:pd.DataFrame, spec:DatasetSpec, plan:list) -> pd.DataFrame:
+    "Per fold (and mean, std): scores of a class-balanced logistic regression on the fold's encoded metadata."
+    return reference_scores(df, spec, plan, lambda: LogisticRegression(class_weight='balanced', max_iter=5000))
 
 # %% ../nbs/16_cv.ipynb #fe4b8fb2
 class TrainingError(ValueError):

@@ -24,7 +24,8 @@ from .core import eval_mode
 
 # %% auto #0
 __all__ = ['VIEWS', 'view_names', 'state_digest', 'array_digest', 'encode_images', 'FeatureCache', 'FeatureSet', 'FeatureDL',
-           'feature_dls', 'FeatureInput', 'feature_kind', 'on_features', 'frozen_features', 'time_epochs']
+           'feature_dls', 'backbone_stages', 'BackbonePart', 'split_backbone', 'FeatureInput', 'feature_kind',
+           'on_features', 'frozen_features', 'time_epochs']
 
 # %% ../nbs/13_frozen.ipynb #03c38441
 VIEWS = {  # name -> f((B,3,S,S)) -> (B,3,S,S): the dihedral group of the square, identity first
@@ -149,6 +150,58 @@ def feature_dls(dls:ImageMetaDataLoaders, # the image loaders the features stand
     return DataLoaders(FeatureDL(tr, bs=dls.train.bs, shuffle=True, drop_last=dls.train.drop_last, indexed=True, device=dev),
                        FeatureDL(va, bs=dls.valid.bs, indexed=True, device=dev), device=dev)
 
+# %% ../nbs/13_frozen.ipynb #f20a0002
+def _units(m:nn.Module, prefix:str, marks:list) -> list:
+    "(name, module) of `m`'s children, opened where a name in `marks` lies inside one."
+    out = []
+    for n, c in m.named_children():
+        full = prefix + n
+        out += _units(c, full + '.', marks) if any(k.startswith(full + '.') for k in marks) else [(full, c)]
+    return out
+
+def backbone_stages(enc:nn.Module, # an `ImageEncoder`: a timm CNN with `feature_info`
+                   ) -> list:
+    "The modules `enc.forward_features` runs, in order, cut after each module timm's `feature_info` names: one list per stage."
+    m, name = enc.model, getattr(enc, 'backbone', type(enc).__name__)
+    marks = [f['module'] for f in getattr(m, 'feature_info', None) or []]
+    if not marks: raise ValueError(f"{name!r} has no timm `feature_info`, so its stages are unknown: train_from needs a timm CNN")
+    units, ran = dict(_units(m, '', marks)), []
+    hooks = [u.register_forward_hook(lambda *_, n=n: ran.append(n)) for n, u in units.items()]   # which units run, in which order
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(next(m.parameters()).device)
+    with eval_mode(m), torch.no_grad():
+        try: want = m.forward_features(x)                                             # (2,C,h,w)
+        finally: [h.remove() for h in hooks]
+        try: got = nn.Sequential(*[units[n] for n in ran])(x) if len(set(ran)) == len(ran) else None
+        except RuntimeError: got = None                                              # e.g. a residual block's skip path, run as a stage
+    if got is None or got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-5) or [n for n in ran if n in marks] != marks:
+        raise ValueError(f"{name!r}: forward_features does not run its modules one after another, so it cannot be cut into "
+                         "stages (train_from); train on the whole frozen backbone (train_from=None) or fine-tune it all")
+    cuts = [ran.index(k) + 1 for k in marks[:-1]]                                     # the units after the last mark close the last stage
+    return [[units[n] for n in ran[a:b]] for a, b in zip([0] + cuts, cuts + [len(ran)])]
+
+# %% ../nbs/13_frozen.ipynb #f20a0004
+class BackbonePart(nn.Module):
+    "Consecutive modules of a backbone's `forward_features`, shared with it (not copied): (B,C,h,w) -> (B,C',h',w')."
+    def __init__(self, modules:list, num_features:int=None): super().__init__(); self.body, self.num_features = nn.Sequential(*modules), num_features
+    def forward_features(self, x:Tensor) -> Tensor: return self.body(x)
+    def forward(self, x:Tensor) -> Tensor: return Fusion.pool(self.forward_features(x))   # (B,C')
+
+# %% ../nbs/13_frozen.ipynb #f20a0006
+def split_backbone(enc:nn.Module, # an `ImageEncoder` (see `backbone_stages`)
+                   train_from:int, # first trained stage, 0..n; negative: counted from the end, as fastai's `freeze_to`
+                  ) -> tuple:
+    "(frozen stages, trained stages) of `enc` as two `BackbonePart`s; the second gives `enc.forward_features` from the first's output."
+    stages = backbone_stages(enc); n = len(stages)
+    if not -n <= train_from <= n: raise ValueError(f"train_from must be between {-n} and {n} for the {n} stages of {enc.backbone!r}, not {train_from}")
+    k = train_from + n if train_from < 0 else train_from
+    return BackbonePart(sum(stages[:k], [])), BackbonePart(sum(stages[k:], []), enc.num_features)
+
+def _cut(enc:nn.Module, train_from:int=None):
+    "`split_backbone(enc, train_from)`, or None where nothing of the backbone trains (no `train_from`, no backbone, or from its end)."
+    if train_from is None or not enc.num_features: return None
+    head, tail = split_backbone(enc, train_from)
+    return (head, tail) if len(tail.body) else None
+
 # %% ../nbs/13_frozen.ipynb #dd7323e0
 class FeatureInput(nn.Module):
     "Stand-in image encoder fed cached backbone outputs: (B,C) pooled features or (B,C,h,w) maps -> (B,C,h,w)."
@@ -163,21 +216,27 @@ def feature_kind(model) -> str:
 
 # %% ../nbs/13_frozen.ipynb #4050c9b8
 @contextmanager
-def on_features(learn:Learner, fdls:DataLoaders):
-    "Within the block, `learn` trains on `fdls` with `FeatureInput` in place of its image encoder."
+def on_features(learn:Learner, fdls:DataLoaders,
+                stand_in:nn.Module=None): # what reads the features (default `FeatureInput`; `split_backbone`'s trained part for stage maps)
+    "Within the block, `learn` trains on `fdls` with `stand_in` in place of its image encoder."
     m, enc, dls = learn.model, learn.model.img_encoder, learn.dls
-    m.img_encoder, learn.dls, learn.opt = FeatureInput(enc.num_features), fdls, None   # optimiser over the trained parts only
+    m.img_encoder, learn.dls, learn.opt = ifnone(stand_in, FeatureInput(enc.num_features)), fdls, None   # optimiser over the trained parts only
     try: yield learn
     finally: m.img_encoder, learn.dls, learn.opt = enc, dls, None  # a later fit builds an optimiser for the whole model
 
 # %% ../nbs/13_frozen.ipynb #efa4b5b6
 def frozen_features(learn:Learner, n_views:int=1, # cached views per image (see `VIEWS`)
-                    cache_dir:Path=None) -> np.ndarray: # feature cache (default: beside the presized-image cache)
-    "The frozen backbone's outputs for every row of `learn.dls.df` under each view: (V,N,C) or (V,N,C,h,w)."
+                    cache_dir:Path=None, # feature cache (default: beside the presized-image cache)
+                    train_from:int=None, # first trained stage (see `split_backbone`): the frozen stages' (V,N,C,h,w) float16 maps; None: the whole backbone's
+                   ) -> np.ndarray:
+    "The frozen backbone's (or its frozen stages') outputs for every row of `learn.dls.df` under each view: (V,N,C) or (V,N,C,h,w)."
     m, dls, cache, views = learn.model, learn.dls, FeatureCache(cache_dir), view_names(n_views)
     if not m.img_encoder.num_features: return np.zeros((len(views), len(dls.images), 0), np.float32)  # no backbone: nothing to encode
-    digest, kind = state_digest(m.img_encoder), feature_kind(m)   # the backbone's weights, hashed once for all the views
-    return np.stack([cache.get(m.img_encoder, dls.images, dls.size, dls.stats, v, kind, digest=digest) for v in views])
+    enc, kind = m.img_encoder, feature_kind(m)
+    cut = _cut(enc, train_from)
+    if cut: enc, kind = cut[0], 'map'   # only the frozen stages run, once per image
+    digest = state_digest(enc)   # the (frozen part's) weights, hashed once for all the views
+    return np.stack([cache.get(enc, dls.images, dls.size, dls.stats, v, kind, digest=digest) for v in views])
 
 # %% ../nbs/13_frozen.ipynb #fb380877
 @patch
@@ -186,15 +245,18 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
                fit='fit_one_cycle', # name of a `Learner` method (or such a function), e.g. 'fit_cosine'
                n_views:int=None, # cached views per image (see `VIEWS`; default 1, or `len(feats)`); training draws one per row per epoch
                cache_dir:Path=None, # feature cache (default: beside the presized-image cache)
-               feats:np.ndarray=None, # (V,N,...) features the caller already has, from `frozen_features(self, V, cache_dir)`: not computed again
+               feats:np.ndarray=None, # (V,N,...) features the caller already has, from `frozen_features(self, V, cache_dir, train_from)`: not computed again
+               train_from:int=None, # first trained backbone stage (see `split_backbone`; -1: the last); None: the whole backbone frozen
                **kwargs): # passed to the fit method (e.g. `cbs`)
-    "Train all but the frozen backbone on its cached outputs; the backbone stays in the model, unchanged."
-    if feats is None: feats = frozen_features(self, ifnone(n_views, 1), cache_dir)
+    "Train all but the frozen backbone (or its frozen stages) on its cached outputs; the backbone stays in the model."
+    cut = _cut(self.model.img_encoder, train_from); stand_in = cut[1] if cut else None   # stages train_from... train
+    if feats is None: feats = frozen_features(self, ifnone(n_views, 1), cache_dir, train_from)
     elif feats.ndim < 3 or feats.shape[1] != len(self.dls.images):
         raise ValueError(f"feats must be (V,N,...) for the N = {len(self.dls.images)} rows of the loaders, as `frozen_features` gives, not {feats.shape}")
     elif n_views not in (None, len(feats)): raise ValueError(f"feats has {len(feats)} views, not n_views = {n_views}")
+    elif stand_in is not None and feats.ndim != 5: raise ValueError(f"with train_from = {train_from}, feats must be (V,N,C,h,w) stage maps, not {feats.shape}")
     fit = getattr(Learner, fit) if isinstance(fit, str) else fit
-    with on_features(self, feature_dls(self.dls, feats)): fit(self, n_epoch, lr, **kwargs)
+    with on_features(self, feature_dls(self.dls, feats), stand_in): fit(self, n_epoch, lr, **kwargs)
     return self
 
 # %% ../nbs/13_frozen.ipynb #a5913875
@@ -218,15 +280,16 @@ class _EpochClock(Callback):
 
 def time_epochs(learn:Learner, mode:str, # 'cached' (fit_frozen), 'frozen' (freeze + fit) or 'full' (unfreeze + fit)
                 n_epoch:int=1, lr:float=1e-3, cache_dir:Path=None,
-                feats:np.ndarray=None, # for 'cached': `frozen_features(learn, 1, cache_dir)`, if the caller has them
+                feats:np.ndarray=None, # for 'cached': `frozen_features(learn, 1, cache_dir, train_from)`, if the caller has them
+                train_from:int=None, # for 'cached': first trained stage (see `fit_frozen`)
                ) -> float:
     "Seconds per epoch of one way of training `learn`: the mean of `n_epoch` epochs after one warm-up epoch, set-up untimed."
     if mode not in ('cached', 'frozen', 'full'): raise ValueError(f"mode must be 'cached', 'frozen' or 'full', not {mode!r}")
     clock = _EpochClock()
     with learn.no_bar(), learn.no_logging():
         if mode == 'cached':
-            if feats is None: feats = frozen_features(learn, 1, cache_dir)   # before the clock
-            learn.fit_frozen(1 + n_epoch, lr, fit='fit', feats=feats, cbs=clock)
+            if feats is None: feats = frozen_features(learn, 1, cache_dir, train_from)   # before the clock
+            learn.fit_frozen(1 + n_epoch, lr, fit='fit', feats=feats, train_from=train_from, cbs=clock)
         else:
             (learn.freeze if mode == 'frozen' else learn.unfreeze)()
             learn.fit(1 + n_epoch, lr, cbs=clock)

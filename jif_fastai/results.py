@@ -25,11 +25,12 @@ from .cv import run_cv, run_grid, load_folds
 from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
 
 # %% auto #0
-__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'GRIDS', 'MISSING_RUNS', 'META_DROPOUT',
-           'DECISION_FRACS', 'DECISION_RUNS', 'code_defaults', 'settings_hash', 'changed_defaults', 'config_name',
-           'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'canary_deviation', 'canary_tolerance',
-           'canary_problems', 'cpu_features', 'canary_in_process', 'record_canary', 'grid_tables', 'write_tables',
-           'run_results', 'decision_folds', 'versus_fixed', 'write_decision_tables', 'run_decision_results', 'main']
+__all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'META_DESIGNS', 'GRIDS', 'MISSING_RUNS',
+           'META_DROPOUT', 'DECISION_FRACS', 'DECISION_RUNS', 'code_defaults', 'settings_hash', 'changed_defaults',
+           'config_name', 'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'canary_deviation',
+           'canary_tolerance', 'canary_problems', 'cpu_features', 'canary_in_process', 'record_canary', 'meta_run_kw',
+           'grid_tables', 'write_tables', 'run_results', 'decision_folds', 'versus_fixed', 'write_decision_tables',
+           'run_decision_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -206,6 +207,21 @@ def record_canary(root:Path, # HAM10000 folder
     tol = canary_tolerance(spread, ref['one_flip'], len(ref['pred']), len(ref['folds']))
     return dict(ref, spread=spread, tolerance=tol, cpu=cpu_features(), recorded=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()))
 
+# %% ../nbs/17_results.ipynb #a20d0002
+META_DESIGNS = {   # name -> changes to the results run's PAD-UFES-20 metadata-only `run_cv` arguments
+    'results': {},   # RESULTS_SETTINGS as they are: SGD, cosine, lr 1e-2, wd 1e-4, pad_epochs, MetaEncoder defaults
+    'pad-ufes-20': dict(opt='adam', schedule='one-cycle', lr=1e-3, model_kw=dict(meta_layers=(), meta_ps=0.)),   # chosen on inner splits: bench/pad_meta_design.py
+}
+
+# %% ../nbs/17_results.ipynb #a20d0003
+def meta_run_kw(design:str|dict='results', # a name in `META_DESIGNS`, or such a dict of changes
+                settings:dict=None, # default `RESULTS_SETTINGS`
+               ) -> dict:
+    "`run_cv` arguments (all but dataset, root and out_dir) of a metadata-only run with the results settings and `design`."
+    s, d = dict(settings or RESULTS_SETTINGS), META_DESIGNS[design] if isinstance(design, str) else design
+    return {**_cv_kw(s, None), 'backbone': s['backbone'], 'fusion': 'mmfa', 'structure': s['pad_structure'], 'epochs': s['pad_epochs'],
+            'frozen': False, 'views': 1, **d}
+
 # %% ../nbs/17_results.ipynb #1ce1a09f
 def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
 
@@ -276,8 +292,7 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
     rec = dict(command=command or ' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
                versions=_versions(), started=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t0)))
     if pad_root is not None:
-        pad = run_cv('pad-ufes-20', s['backbone'], 'mmfa', s['pad_structure'], out_dir=runs/'pad-ufes-20-meta', root=pad_root,
-                     progress=False, pictures=False, **{**kw, 'epochs': s['pad_epochs'], 'frozen': False, 'views': 1, 'weights_file': None})
+        pad = run_cv('pad-ufes-20', out_dir=runs/'pad-ufes-20-meta', root=pad_root, progress=False, pictures=False, **meta_run_kw('results', s))
         lr = pd.read_csv(runs/'pad-ufes-20-meta'/'reference.csv')
         both = pd.DataFrame([{'model': 'metadata branch (MetaEncoder + head)', **mean_std(fold_rows(pad), ['bal_acc', 'accuracy', 'auc'])},
                              {'model': 'logistic regression (class-balanced)', **mean_std(fold_rows(lr), ['bal_acc', 'accuracy', 'auc'])}])
