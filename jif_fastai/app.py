@@ -142,7 +142,7 @@ def launch_demo(model:str, # a saved model: its folder (e.g. runs/NAME/models/fo
     demo = demo_app(model)
     theme = _gradio().themes.Default(font=['ui-sans-serif', 'system-ui', 'sans-serif'], font_mono=['ui-monospace', 'monospace'])  # no web fonts
     demo.launch(server_name=host, server_port=port or None, share=False, prevent_thread_lock=not block, quiet=not block,
-                theme=theme, footer_links=[])
+                theme=theme, footer_links=[], inline=False)   # never an iframe in a notebook: a saved page would point at a dead server
     return demo
 
 # %% ../nbs/14a_app.ipynb #7e52f0db
