@@ -56,5 +56,6 @@ def test_book_quotes_generated_numbers():
     quoted = re.findall(r'\d\.\d{3} ± \d\.\d{3}', page)
     assert quoted, "the Results page quotes no measured number"
     assert all(q in tables for q in quoted), [q for q in quoted if q not in tables]
-    for name in ('ham10000_summary.md', 'ham10000_paired.md', 'ham10000_missing.md', 'pad_ufes20_meta.md'):
+    for name in ('ham10000_summary.md', 'ham10000_paired.md', 'ham10000_missing.md', 'pad_ufes20_meta.md',
+                 'ham10000_decision.md', 'ham10000_decision_paired.md', 'ham10000_calibration.md', 'ham10000_reliability.png'):
         assert f'../results/{name}' in page, f"the Results page does not include results/{name}"
