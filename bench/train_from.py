@@ -14,7 +14,7 @@ import json, os, sys, tempfile, time, warnings; warnings.simplefilter('ignore')
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
-from jif_fastai.bench import bench_sample, _split, _env
+from jif_fastai.bench import bench_sample, bench_split, _env
 from jif_fastai.data import load_pad_ufes20
 from jif_fastai.dataloaders import ImageMetaDataLoaders
 from jif_fastai.learner import jif_learner
@@ -30,7 +30,7 @@ MODES = {  # label -> (time_epochs mode, train_from)
     'last two stages train, cached (train_from=-2)': ('cached', -2), 'full fine-tuning on images (unfreeze + fit)': ('full', None)}
 
 df, spec = load_pad_ufes20(bench_sample(N, full_size=False, size=224))
-tr, va = _split(df, 5, 0)
+tr, va = bench_split(df, 5, 0)
 dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=va, train_idx=tr, size=SIZE, bs=BS, seed=0, device=DEVICE)
 cfg = dict(backbone=BACKBONE, size=SIZE, bs=BS, n_images=len(df), n_train=len(tr), epochs_timed=EPOCHS, threads=THREADS)
 d = Path('bench')/DEVICE.split(':')[0]; d.mkdir(exist_ok=True)

@@ -34,13 +34,9 @@ from .inference import export_jif, load_jif
 from .frozen import frozen_features, time_epochs
 
 # %% auto #0
-__all__ = ['FIXES', 'FROZEN_MODES', 'TINY', 'SECTIONS', 'TARGETS', 'ROWS', 'bench_sample', 'sync', 'time_steps', 'DeviceMemory',
-           'train_memory_estimate', 'HostSyncCounter', 'set_precision', 'bench_plain', 'FixedBatches', 'EpochTimer',
-           'make_dls', 'make_learner', 'bench_pipeline', 'bench_epochs', 'protocol_estimate', 'bench_loader',
-           'raw_png_dls', 'bench_inference', 'bench_frozen', 'bench_data', 'plain_batch', 'limit_section',
-           'model_section', 'pipeline_section', 'epoch_section', 'loader_section', 'inference_section',
-           'frozen_section', 'ablation_section', 'compile_section', 'run_bench', 'format_table', 'estimate_memory',
-           'bench', 'markdown_table']
+__all__ = ['TINY', 'SECTIONS', 'bench_sample', 'bench_split', 'sync', 'time_steps', 'DeviceMemory', 'train_memory_estimate',
+           'HostSyncCounter', 'set_precision', 'bench_plain', 'FixedBatches', 'EpochTimer', 'bench_loader',
+           'raw_png_dls', 'run_bench', 'format_table', 'estimate_memory', 'bench', 'markdown_table']
 
 # %% ../nbs/19_bench.ipynb #72729d18
 def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
@@ -53,6 +49,18 @@ def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
                 ) -> Path:
     "Root of the cached `make_sample` dataset with these parameters, rendered on all cores if not cached."
     return S.sample_root(n_images, size, seed, full_size, rgba_frac, cache=cache, n_workers=ifnone(n_workers, os.cpu_count() or 1))
+
+# %% ../nbs/19_bench.ipynb #bs01e19b
+def bench_split(df:pd.DataFrame, # tidy frame with `label` and `group`
+                folds:int, # number of folds
+                seed:int, # split seed
+                fold:int=0, # which fold
+               ) -> tuple:
+    "(train_idx, valid_idx) of fold `fold` of the grouped stratified k-fold split, or a random 20% for samples too small for it."
+    try: return kfold_splits(df, folds, seed)[fold]
+    except DatasetError:
+        idx = np.random.default_rng(seed).permutation(len(df)); k = max(1, len(df)//5)
+        return np.sort(idx[k:]), np.sort(idx[:k])
 
 # %% ../nbs/19_bench.ipynb #5b4b62a9
 def sync(device):
@@ -120,7 +128,7 @@ class HostSyncCounter(TorchFunctionMode):
         return res
 
 # %% ../nbs/19_bench.ipynb #339c0144
-FIXES = ('device', 'nosync', 'foreach')  # device-made batches, no host syncs per batch, foreach SGD: the defaults
+_FIXES = ('device', 'nosync', 'foreach')  # device-made batches, no host syncs per batch, foreach SGD: the defaults
 
 # %% ../nbs/19_bench.ipynb #282b7d2c
 def set_precision(learn, bf16:bool):
@@ -187,7 +195,7 @@ class EpochTimer(Callback):
 # %% ../nbs/19_bench.ipynb #4cbe8684
 def _n_epochs(dl, batches): return math.ceil(batches / max(1, len(dl))) + 1
 
-def make_dls(ctx:dict, on_device:bool=True):
+def _make_dls(ctx:dict, on_device:bool=True):
     "The training DataLoaders for fold 0 of `ctx` (built by `run_bench`)."
     c = ctx['cfg']
     return ImageMetaDataLoaders.from_df(ctx['df'], ctx['spec'], ctx['valid_idx'], ctx['train_idx'], size=c['size'],
@@ -195,10 +203,10 @@ def make_dls(ctx:dict, on_device:bool=True):
                                         device=ctx['device'], seed=c['seed'], on_device=on_device)
 
 # %% ../nbs/19_bench.ipynb #7e8b1ff4
-def make_learner(ctx:dict, fixes=FIXES, compile:bool=False):
-    "`jif_learner` on `make_dls` with `fixes` (all of `FIXES`: the project's defaults; none: fastai's stock path)."
+def _make_learner(ctx:dict, fixes=_FIXES, compile:bool=False):
+    "`jif_learner` on `_make_dls` with `fixes` (all of `_FIXES`: the project's defaults; none: fastai's stock path)."
     c = ctx['cfg']
-    learn = jif_learner(make_dls(ctx, 'device' in fixes), c['backbone'], fusion=c['fusion'], structure=c['structure'], opt='sgd',
+    learn = jif_learner(_make_dls(ctx, 'device' in fixes), c['backbone'], fusion=c['fusion'], structure=c['structure'], opt='sgd',
                         sync_free='nosync' in fixes, pretrained=False)
     if 'foreach' not in fixes: learn.opt_func = partial(SGD, mom=0.9)  # fastai's SGD: per-tensor callbacks
     set_precision(learn, c['bf16'])
@@ -206,11 +214,11 @@ def make_learner(ctx:dict, fixes=FIXES, compile:bool=False):
     return learn
 
 # %% ../nbs/19_bench.ipynb #13cb25d9
-def bench_pipeline(ctx:dict, fixes=FIXES, compile:bool=False, profile:Path=None) -> dict:
+def _bench_pipeline(ctx:dict, fixes=_FIXES, compile:bool=False, profile:Path=None) -> dict:
     "Time `n_batches` training batches of the fastai pipeline with `fixes` (after `warmup`)."
     c, dev = ctx['cfg'], ctx['device']
     with DeviceMemory(dev) as m:
-        learn = make_learner(ctx, fixes, compile)
+        learn = _make_learner(ctx, fixes, compile)
         fb = FixedBatches(c['n_batches'], c['warmup'] + (2 if compile else 0))
         with learn.no_bar(), learn.no_logging():
             learn.fit(_n_epochs(learn.dls.train, fb.warmup + fb.n), 1e-3, cbs=fb)
@@ -224,7 +232,7 @@ def bench_pipeline(ctx:dict, fixes=FIXES, compile:bool=False, profile:Path=None)
         learn.fit(_n_epochs(learn.dls.train, fb2.n + 1), 1e-3, cbs=fb2)
     r['host_syncs_per_batch'], r['host_sync_calls'] = counter.n / fb2.n, counter.names
     if profile is not None: r['profile'] = _profile(learn, fixes, profile)
-    if set(fixes) == set(FIXES) and not compile: ctx['learner'] = learn  # reused by the inference section
+    if set(fixes) == set(_FIXES) and not compile: ctx['learner'] = learn  # reused by the inference section
     return r
 
 def _profile(learn, fixes, path:Path) -> str:
@@ -244,10 +252,10 @@ def _profile(learn, fixes, path:Path) -> str:
     return str(path)
 
 # %% ../nbs/19_bench.ipynb #e200910f
-def bench_epochs(ctx:dict, fixes=FIXES, reps:int=2) -> dict:
+def _bench_epochs(ctx:dict, fixes=_FIXES, reps:int=2) -> dict:
     "Median wall time of full epochs (train + validate + metrics) after one warm-up epoch, and set-up time."
     c = ctx['cfg']
-    t = time.perf_counter(); learn = make_learner(ctx, fixes); sync(ctx['device']); setup = time.perf_counter() - t
+    t = time.perf_counter(); learn = _make_learner(ctx, fixes); sync(ctx['device']); setup = time.perf_counter() - t
     et = EpochTimer()
     with learn.no_bar(), learn.no_logging():
         learn.fit_cosine(1 + reps, 1e-3, cbs=et)
@@ -257,7 +265,7 @@ def bench_epochs(ctx:dict, fixes=FIXES, reps:int=2) -> dict:
                 epochs=et.times, fixes=list(fixes))
 
 # %% ../nbs/19_bench.ipynb #35e22ff9
-def protocol_estimate(epoch:dict, n_images:int, cache_s:float, folds:int=5, epochs:int=100, n_target:int=2298) -> dict:
+def _protocol_estimate(epoch:dict, n_images:int, cache_s:float, folds:int=5, epochs:int=100, n_target:int=2298) -> dict:
     "Extrapolated wall time of `folds` x `epochs` trainings on `n_target` images from one measured epoch."
     scale = n_target / n_images
     train_s = folds * (epoch['setup_s'] + epochs * epoch['epoch_s'] * scale)
@@ -291,7 +299,7 @@ def raw_png_dls(df:pd.DataFrame, valid_idx, size:int, cache_size:int, bs:int, de
     return dblock.dataloaders(df, bs=bs, device=device, num_workers=nw, persistent_workers=nw > 0)
 
 # %% ../nbs/19_bench.ipynb #2e4986d2
-def bench_inference(ctx:dict, learn, tmp:Path, runs:int=5) -> dict:
+def _bench_inference(ctx:dict, learn, tmp:Path, runs:int=5) -> dict:
     "Fused prediction throughput on the device, bare forward throughput, and one-image CPU latency."
     c, dev = ctx['cfg'], ctx['device']
     export_jif(learn, tmp/'model')
@@ -331,15 +339,15 @@ def _megapixels(path) -> float:
     with Image.open(path) as im: return im.size[0]*im.size[1]/1e6
 
 # %% ../nbs/19_bench.ipynb #9d693fea
-FROZEN_MODES = {'epoch_cached': 'cached', 'epoch_frozen': 'frozen', 'epoch_full': 'full'}   # result key -> `time_epochs` mode
+_FROZEN_MODES = {'epoch_cached': 'cached', 'epoch_frozen': 'frozen', 'epoch_full': 'full'}   # result key -> `time_epochs` mode
 
 # %% ../nbs/19_bench.ipynb #6fec4498
-def bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
+def _bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
     "Fold 0: the one-off feature encoding, then s/epoch (train + validation) on cached features, frozen uncached, full fine-tuning."
-    learn, n_train = make_learner(ctx), len(ctx['train_idx'])
+    learn, n_train = _make_learner(ctx), len(ctx['train_idx'])
     t = time.perf_counter(); feats = frozen_features(learn, 1, cache_dir); enc = time.perf_counter() - t
     res = {'frozen_encode': dict(img_s=len(ctx['images']) / enc, seconds=enc)}
-    for k, mode in FROZEN_MODES.items():   # each: one warm-up epoch, then `reps` epochs timed; the features are not re-read
+    for k, mode in _FROZEN_MODES.items():   # each: one warm-up epoch, then `reps` epochs timed; the features are not re-read
         s = time_epochs(learn, mode, reps, cache_dir=cache_dir, feats=feats)
         res[k] = dict(epoch_s=s, img_s=n_train / s)
     s = res['epoch_cached']['epoch_s']
@@ -357,13 +365,6 @@ def _env(device) -> dict:
                 fastai=fastai.__version__, timm=timm.__version__, python=platform.python_version(),
                 cudnn_benchmark=torch.backends.cudnn.benchmark, loadavg=list(os.getloadavg()) if hasattr(os, 'getloadavg') else None)
 
-def _split(df, folds, seed, fold=0):
-    "Fold `fold` of the grouped stratified k-fold split (a random 20% for samples too small for it)."
-    try: return kfold_splits(df, folds, seed)[fold]
-    except DatasetError:
-        idx = np.random.default_rng(seed).permutation(len(df)); k = max(1, len(df)//5)
-        return np.sort(idx[k:]), np.sort(idx[:k])
-
 def _gc():
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
@@ -378,14 +379,14 @@ def _torch_settings(threads:int=None):
     finally: torch.set_num_threads(old_threads); torch.backends.cudnn.benchmark = old_bench
 
 # %% ../nbs/19_bench.ipynb #b3e1c0d2
-def bench_data(ctx:dict) -> dict:
+def _bench_data(ctx:dict) -> dict:
     "Generate (or reuse) the sample, build the presized cache, load it again warm; add the data to `ctx` and return its record."
     c = ctx['cfg']
     t = time.perf_counter()
     root = Path(c['data']) if c['data'] else bench_sample(c['n_images'], c['full_size'], c['image_size'], c['seed'])
     gen_s = time.perf_counter() - t
     df, spec = load_pad_ufes20(root)
-    train_idx, valid_idx = _split(df, ctx['folds'], c['seed'])
+    train_idx, valid_idx = bench_split(df, ctx['folds'], c['seed'])
     cache_size = default_cache_size(c['size'])
     cache = ImageCache(cache_size, Path(ctx['cache_dir']) if ctx['cache_dir'] else ctx['tmp']/'cache')
     paths = df.image.tolist()
@@ -399,7 +400,7 @@ def bench_data(ctx:dict) -> dict:
                 cache_build=dict(cold=cold, seconds=cache_s, img_s=len(df)/cache_s), cache_load=dict(seconds=warm_s, img_s=len(df)/warm_s))
 
 # %% ../nbs/19_bench.ipynb #a851e312
-def plain_batch(ctx:dict) -> None:
+def _plain_batch(ctx:dict) -> None:
     "Add one fixed training batch on the device (`x`, `cats`, `conts`, `y`) and the model's sizes to `ctx`, for the plain loops."
     c, dev = ctx['cfg'], ctx['device']
     dls0 = ImageMetaDataLoaders.from_df(ctx['df'], ctx['spec'], ctx['valid_idx'], ctx['train_idx'], size=c['size'],
@@ -431,65 +432,65 @@ def _jif(ctx:dict, compiled:bool=False):
     if compiled: m.compile()
     return m, m.loss_func()
 
-def limit_section(ctx:dict) -> dict:
+def _limit_section(ctx:dict) -> dict:
     "1. The bare backbone + linear head in the plain loop."
     return {'limit': _plain(ctx, _bare, (ctx['x'],))}
 
 # %% ../nbs/19_bench.ipynb #dd031076
-def model_section(ctx:dict) -> dict:
+def _model_section(ctx:dict) -> dict:
     "2. The JIF-MMFA model in the same plain loop."
     return {'model': _plain(ctx, _jif, (ctx['x'], ctx['cats'], ctx['conts']))}
 
 # %% ../nbs/19_bench.ipynb #1d0aeafe
-def pipeline_section(ctx:dict) -> dict:
+def _pipeline_section(ctx:dict) -> dict:
     "3. The fastai pipeline with the project's fixes, then with fastai's stock behaviour (optionally profiled)."
     prof = Path(ctx['profile']) if ctx['profile'] else None
     if prof: prof.unlink(missing_ok=True)
-    return {'pipeline': bench_pipeline(ctx, FIXES, profile=prof), 'pipeline_stock': bench_pipeline(ctx, (), profile=prof)}
+    return {'pipeline': _bench_pipeline(ctx, _FIXES, profile=prof), 'pipeline_stock': _bench_pipeline(ctx, (), profile=prof)}
 
 # %% ../nbs/19_bench.ipynb #f49f71e6
-def epoch_section(ctx:dict) -> dict:
+def _epoch_section(ctx:dict) -> dict:
     "Full epochs with the fixes and stock (the protocol estimate is made from them)."
-    return {'epoch': bench_epochs(ctx, FIXES, ctx['epoch_reps']), 'epoch_stock': bench_epochs(ctx, (), ctx['epoch_reps'])}
+    return {'epoch': _bench_epochs(ctx, _FIXES, ctx['epoch_reps']), 'epoch_stock': _bench_epochs(ctx, (), ctx['epoch_reps'])}
 
 # %% ../nbs/19_bench.ipynb #376c2cff
-def loader_section(ctx:dict) -> dict:
+def _loader_section(ctx:dict) -> dict:
     "4. The training DataLoader alone: item by item from the cache in RAM, from the device-resident cache, from raw PNGs."
     c = ctx['cfg']
-    res = {'loader_cache': bench_loader(make_dls(ctx, on_device=False).train, c['n_batches'], c['warmup'])}; _gc()
-    res['loader_device'] = bench_loader(make_dls(ctx, on_device=True).train, c['n_batches'], c['warmup'], nosync=True); _gc()
+    res = {'loader_cache': bench_loader(_make_dls(ctx, on_device=False).train, c['n_batches'], c['warmup'])}; _gc()
+    res['loader_device'] = bench_loader(_make_dls(ctx, on_device=True).train, c['n_batches'], c['warmup'], nosync=True); _gc()
     if not ctx['over']():
         raw = raw_png_dls(ctx['df'], ctx['valid_idx'], c['size'], ctx['cache_size'], c['bs'], ctx['device'], ctx['loader_workers'])
         res['loader_raw'] = dict(bench_loader(raw.train, c['n_batches'], 1, max_s=ctx['loader_s']), workers=raw.train.num_workers)
     return res
 
 # %% ../nbs/19_bench.ipynb #3ca788be
-def inference_section(ctx:dict) -> dict:
+def _inference_section(ctx:dict) -> dict:
     "5. Inference, with the pipeline section's learner if it ran."
-    return bench_inference(ctx, ctx.pop('learner', None) or make_learner(ctx), ctx['tmp'], ctx['latency_runs'])
+    return _bench_inference(ctx, ctx.pop('learner', None) or _make_learner(ctx), ctx['tmp'], ctx['latency_runs'])
 
 # %% ../nbs/19_bench.ipynb #36d8b6eb
-def frozen_section(ctx:dict) -> dict:
+def _frozen_section(ctx:dict) -> dict:
     "6. The frozen backbone: cached features vs uncached vs full fine-tuning."
-    return bench_frozen(ctx, ctx['epoch_reps'], ctx['tmp']/'features')
+    return _bench_frozen(ctx, ctx['epoch_reps'], ctx['tmp']/'features')
 
 # %% ../nbs/19_bench.ipynb #f1e719ca
-def ablation_section(ctx:dict) -> dict:
+def _ablation_section(ctx:dict) -> dict:
     "The stock pipeline plus each fix alone (after the essential sections, so a time budget cuts this first)."
-    return {f'pipeline_stock+{f}': bench_pipeline(ctx, (f,)) for f in FIXES if not ctx['over']()}
+    return {f'pipeline_stock+{f}': _bench_pipeline(ctx, (f,)) for f in _FIXES if not ctx['over']()}
 
 # %% ../nbs/19_bench.ipynb #d1d9d069
-def compile_section(ctx:dict) -> dict:
+def _compile_section(ctx:dict) -> dict:
     "The `torch.compile`d model (with its compile + warm-up time) and pipeline."
     t = time.perf_counter()
     res = {'model_compiled': _plain(ctx, _jif, (ctx['x'], ctx['cats'], ctx['conts']), compiled=True)}
     res['model_compiled']['compile_and_warmup_s'] = time.perf_counter() - t - res['model_compiled']['seconds']
-    if 'pipeline' in ctx['cfg']['sections'] and not ctx['over'](): res['pipeline_compiled'] = bench_pipeline(ctx, FIXES, compile=True)
+    if 'pipeline' in ctx['cfg']['sections'] and not ctx['over'](): res['pipeline_compiled'] = _bench_pipeline(ctx, _FIXES, compile=True)
     return res
 
 # %% ../nbs/19_bench.ipynb #52caf47b
-SECTIONS = {'limit': limit_section, 'model': model_section, 'pipeline': pipeline_section, 'epoch': epoch_section,
-            'loader': loader_section, 'inference': inference_section, 'frozen': frozen_section}  # in running order
+SECTIONS = {'limit': _limit_section, 'model': _model_section, 'pipeline': _pipeline_section, 'epoch': _epoch_section,
+            'loader': _loader_section, 'inference': _inference_section, 'frozen': _frozen_section}  # in running order
 
 # %% ../nbs/19_bench.ipynb #a7899f2e
 def run_bench(backbone:str='resnet50', # timm backbone
@@ -530,23 +531,23 @@ def run_bench(backbone:str='resnet50', # timm backbone
                full_size=full_size, image_size=image_size, data=data, fusion=fusion, structure=structure, sections=list(sections),
                compile=compile, ablation=ablation, seed=seed, precision='bf16 autocast' if bf16 else 'fp32')
     todo = {k: f for k, f in SECTIONS.items() if k == 'limit' or k in sections}
-    if ablation and 'pipeline' in sections: todo['ablation'] = ablation_section
-    if compile: todo['compile'] = compile_section
+    if ablation and 'pipeline' in sections: todo['ablation'] = _ablation_section
+    if compile: todo['compile'] = _compile_section
     with _torch_settings(threads), tempfile.TemporaryDirectory(prefix='jif_bench_', ignore_cleanup_errors=True) as tmp:
         out = dict(config=cfg, env=_env(device), data={}, results={}, skipped=[], notes=[])
         ctx = dict(cfg=cfg, device=device, tmp=Path(tmp), folds=folds, protocol_epochs=protocol_epochs, epoch_reps=epoch_reps,
                    loader_s=loader_s, loader_workers=loader_workers, latency_runs=latency_runs, cache_dir=cache_dir, profile=profile,
                    over=lambda: time_budget is not None and time.perf_counter() - t_start > time_budget)
         torch.manual_seed(seed)
-        out['data'] = bench_data(ctx)
-        plain_batch(ctx)
+        out['data'] = _bench_data(ctx)
+        _plain_batch(ctx)
         ran, names = [], list(todo)
         for i, (name, section) in enumerate(todo.items()):
             if name == 'limit' or not ctx['over']():  # else over the time budget: listed under `skipped`
                 out['results'].update(section(ctx)); ran.append(name)
             if 'inference' not in names[i+1:]: ctx.pop('learner', None)  # the pipeline's learner: kept while inference may still run
             _gc()
-        if 'epoch' in ran: out['protocol'] = {k: protocol_estimate(out['results'][e], len(ctx['df']), ctx['cache_s'], folds, protocol_epochs)
+        if 'epoch' in ran: out['protocol'] = {k: _protocol_estimate(out['results'][e], len(ctx['df']), ctx['cache_s'], folds, protocol_epochs)
                                               for k, e in (('default', 'epoch'), ('stock', 'epoch_stock'))}
         out['skipped'] = [s for s in sections if s != 'limit' and s not in ran]
     _summarise(out)
@@ -556,7 +557,7 @@ def run_bench(backbone:str='resnet50', # timm backbone
     return out
 
 # %% ../nbs/19_bench.ipynb #d7c7ff58
-TARGETS = {'model/limit >= 0.95': ('model', 0.95), 'pipeline/limit >= 0.90': ('pipeline', 0.90),
+_TARGETS = {'model/limit >= 0.95': ('model', 0.95), 'pipeline/limit >= 0.90': ('pipeline', 0.90),
            'loader_device/limit >= 1 (loader not the bottleneck)': ('loader_device', 1.0),
            'loader_cache/limit >= 1 (loader not the bottleneck)': ('loader_cache', 1.0)}
 
@@ -570,13 +571,13 @@ def _summarise(out:dict):
                             if isinstance(v, dict) and v.get(mem_key) and lim.get(mem_key)}
     out['memory_basis'] = 'measured peak (torch.cuda.max_memory_allocated)' if mem_key == 'peak_mb' else 'estimate (params+grads+momentum+saved activations)'
     gpu = out['env']['device_type'] == 'cuda'
-    t = {k: (out['ratios'][s] >= v if s in out['ratios'] else None) if gpu else None for k, (s, v) in TARGETS.items()}
+    t = {k: (out['ratios'][s] >= v if s in out['ratios'] else None) if gpu else None for k, (s, v) in _TARGETS.items()}
     t['memory model/limit <= 1.10'] = (out['memory_ratios'].get('model', 99) <= 1.10) if gpu and 'model' in out['memory_ratios'] else None
     p = out.get('protocol', {}).get('default')
     t['protocol (5 folds x 100 epochs, 2298 images) <= ~8 min'] = (p['minutes'] <= 8.5) if gpu and p else None
     out['targets'] = t
 
-ROWS = [('limit', 'bare backbone + linear head, plain loop, on-device batch'),
+_ROWS = [('limit', 'bare backbone + linear head, plain loop, on-device batch'),
         ('model', 'JIF-MMFA model, same plain loop'),
         ('model_compiled', 'JIF-MMFA model, torch.compile, plain loop'),
         ('pipeline', 'fastai: cache -> DataLoaders -> GPU aug -> Learner.fit (the defaults)'),
@@ -607,7 +608,7 @@ def format_table(out:dict) -> str:
             f"{out['data'].get('megapixels', 0):.2f} MP; timed {c['n_batches']} batches after {c['warmup']}")
     lines = [head, f"{'section':<24}{'img/s':>10}{'x limit':>9}{'ms/batch':>10}{'peak MB':>10}{'mem x':>7}  what", '-'*110]
     mr = out['memory_ratios']
-    for k, what in ROWS:
+    for k, what in _ROWS:
         if k not in R: continue
         v = R[k]; mem = v.get('peak_mb') or v.get('mem_est_mb')
         ms = v.get('ms_batch', v.get('ms'))

@@ -17,7 +17,8 @@ from fastai.optimizer import Optimizer
 from fastai.torch_core import to_detach
 from fasttransform import Pipeline
 from fastprogress.fastprogress import master_bar, progress_bar, MasterBar, IN_NOTEBOOK
-from .dataloaders import sync_free_augment, atomic_write, fastai_mismatch, FastaiVersionError
+from .core import atomic_write, fastai_mismatch, FastaiVersionError
+from .dataloaders import sync_free_augment
 
 # %% auto #0
 __all__ = ['DeviceAvgSmoothLoss', 'SyncFreePipeline', 'SyncFree', 'ForeachSGD', 'LinePrinter', 'fold_bar', 'FoldProgress',

@@ -1,4 +1,4 @@
-"""`json_default` / `jsonable` are the one JSON conversion for configs and model files; `file_sha256` is the one checksum of a file.
+"""`json_default` / `jsonable` are the one JSON conversion for configs and model files; `file_sha256` is the one checksum of a file; `atomic_write` the one way a file is (over)written; `patch_fastai` / `fastai_mismatch` the one guard on the fastai internals jif_fastai patches or overrides.
 
 Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 
@@ -6,13 +6,15 @@ Docs: https://jif-fastai.github.io/jif_fastai/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f398df8e
 from __future__ import annotations
-import hashlib, json, os
+import hashlib, inspect, json, os, tempfile, warnings
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+import fastai
 
 # %% auto #0
-__all__ = ['json_default', 'jsonable', 'file_sha256', 'eval_mode']
+__all__ = ['FASTAI_TESTED', 'json_default', 'jsonable', 'file_sha256', 'eval_mode', 'atomic_write', 'FastaiVersionError',
+           'fastai_mismatch', 'patch_fastai']
 
 # %% ../nbs/00_core.ipynb #ed826191
 def json_default(o):
@@ -48,3 +50,67 @@ def eval_mode(m, # an `nn.Module`
     was = m.training; m.eval()
     try: yield m
     finally: m.train(was)
+
+# %% ../nbs/00_core.ipynb #228de055
+def atomic_write(path:Path, # file to (over)write
+                 data:bytes|str, # its new content
+                 fsync:bool=True): # flush to disk before the rename (survives a power cut, not only a crash)
+    "Write `data` to `path` via a temporary file and rename, so readers never see a partial file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name[:40]}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            if fsync: f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
+# %% ../nbs/00_core.ipynb #c8754958
+FASTAI_TESTED = ('2.8',)  # fastai minor versions whose privates jif_fastai patches or overrides were written and tested for
+
+# %% ../nbs/00_core.ipynb #19e01e74
+class FastaiVersionError(RuntimeError):
+    "A fastai private that jif_fastai patches or overrides is not the one it was written for."
+
+# %% ../nbs/00_core.ipynb #b06412ab
+@lru_cache(maxsize=None)  # `sync_free_augment` is entered once per batch: inspect each private once per version
+def _mismatch(owner, name, like, found, version, tested):
+    "`fastai_mismatch` for the private `found`, fastai `version` and the `tested` versions."
+    where = f"{owner.__module__}.{owner.__qualname__}.{name}" if isinstance(owner, type) else f"{owner.__name__}.{name}"
+    ours = f"{like.__module__}.{like.__qualname__}"
+    todo = (f"install a tested fastai (pip install 'fastai~={tested[-1]}.0'), or check {ours} against fastai {version} "
+            "and add its version to jif_fastai.core.FASTAI_TESTED")
+    if '.'.join(version.split('.')[:2]) not in tested:
+        return f"{ours} replaces fastai's {where}, written for fastai {', '.join(t + '.x' for t in tested)}, but fastai {version} is installed: {todo}"
+    if found is None: return f"fastai {version} has no {where}, which {ours} replaces: {todo}"
+    if inspect.signature(found) != inspect.signature(like):
+        return f"fastai {version}'s {where}{inspect.signature(found)} differs from {ours}{inspect.signature(like)}: {todo}"
+    return None
+
+def fastai_mismatch(owner, # module or class holding the private, e.g. `fastai.vision.augment`
+                    name:str, # the private's name, e.g. `'_grid_sample'`
+                    like, # our replacement or override: the private must have its signature
+                   ) -> str|None:
+    "None if fastai's `owner.name` is the one `like` was written for, else one line: what differs and what to do."
+    return _mismatch(owner, name, like, getattr(owner, name, None), fastai.__version__, FASTAI_TESTED)
+
+# %% ../nbs/00_core.ipynb #151650f7
+_warned = set()  # mismatches already reported by a non-strict `patch_fastai`
+
+@contextmanager
+def patch_fastai(owner, # module or class holding the private
+                 name:str, # the private's name
+                 new, # the replacement, with the private's signature
+                 strict:bool=True, # on a mismatch raise `FastaiVersionError`; if False warn once and leave fastai's own
+                ):
+    "Within the block fastai's private `owner.name` is `new`, checked by `fastai_mismatch` first; the original is restored after."
+    why = fastai_mismatch(owner, name, new)
+    if why and strict: raise FastaiVersionError(why)
+    if why:
+        if why not in _warned: _warned.add(why); warnings.warn(f"{why}. Meanwhile fastai's own {name} runs.", stacklevel=3)
+        yield; return
+    old = getattr(owner, name); setattr(owner, name, new)
+    try: yield
+    finally: setattr(owner, name, old)

@@ -14,14 +14,11 @@ from fastcore.basics import store_attr, listify
 from sklearn.model_selection import StratifiedGroupKFold
 
 # %% auto #0
-__all__ = ['NOT_CSV', 'IMAGE_EXTS', 'MISSING_TOKENS', 'SYNONYMS', 'BOOL_WORDS', 'PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES',
-           'DERM7PT_CLASS_MAP', 'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES', 'HAM_CLASSES', 'HAM_CATS',
-           'HAM_CONTS', 'TIDY_COLUMNS', 'MAX_ABS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table',
-           'require_columns', 'check_filled', 'check_unique', 'index_images', 'warn_unused_images', 'same_unicode',
-           'safe_path', 'attach_images', 'find_images', 'clean_categorical', 'clean_numeric', 'clean_booleans',
-           'as_fitted_booleans', 'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019',
-           'load_ham10000', 'check_meta_names', 'match_labels', 'warn_uninformative', 'load_csv', 'keep_classes',
-           'check_splits', 'kfold_splits', 'official_splits', 'MetaPreprocessor', 'check_meta_keys']
+__all__ = ['PAD_CATS', 'PAD_CONTS', 'PAD_CLASSES', 'DERM7PT_CLASS_MAP', 'DERM7PT_CLASSES', 'DERM7PT_CRITERIA', 'ISIC_CLASSES',
+           'HAM_CLASSES', 'HAM_CATS', 'HAM_CONTS', 'MAX_Z', 'DatasetSpec', 'DatasetError', 'read_table',
+           'require_columns', 'tidy', 'check_labels', 'load_pad_ufes20', 'load_derm7pt', 'load_isic2019',
+           'load_ham10000', 'check_meta_names', 'load_csv', 'keep_classes', 'check_splits', 'kfold_splits',
+           'official_splits', 'MetaPreprocessor', 'check_meta_keys']
 
 # %% ../nbs/01_data.ipynb #c2ec9a42
 @dataclass
@@ -52,14 +49,14 @@ def _rows(index, n:int=5) -> str:
     index = [i.item() if isinstance(i, np.generic) else i for i in index]
     return f"row{'s' if len(index) > 1 else ''} {index[:n]}" + (f" and {len(index)-n} more" if len(index) > n else '')
 
-NOT_CSV = {b'PK\x03\x04': 'an Excel .xlsx (or .ods / ZIP) file', b'\xd0\xcf\x11\xe0': 'an Excel .xls file',
+_NOT_CSV = {b'PK\x03\x04': 'an Excel .xlsx (or .ods / ZIP) file', b'\xd0\xcf\x11\xe0': 'an Excel .xls file',
            b'PAR1': 'a Parquet file', b'\x1f\x8b': 'a gzip-compressed file', b'%PDF': 'a PDF document',
            b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image'}  # leading bytes -> what the file is
 
 # %% ../nbs/01_data.ipynb #73a734f4
 def _text_encoding(path:Path, raw:bytes) -> str:
     "The encoding to read `raw` with ('utf-16' for UTF-16 with or without BOM, else 'utf-8-sig'); binary formats raise."
-    what = next((w for sig, w in NOT_CSV.items() if raw.startswith(sig)), None)
+    what = next((w for sig, w in _NOT_CSV.items() if raw.startswith(sig)), None)
     if what: raise DatasetError(f"{path}: is {what}, not a CSV text file; save it as CSV (UTF-8) and pass that")
     if raw[:2] in (b'\xff\xfe', b'\xfe\xff'): return 'utf-16'
     head = raw[:2000]
@@ -121,13 +118,13 @@ def require_columns(df:pd.DataFrame, cols:list, source) -> None:
     if dup: raise DatasetError(f"{source}: column(s) {dup} appear more than once; rename or delete the copies")
 
 # %% ../nbs/01_data.ipynb #0b83ce65
-def check_filled(s:pd.Series, source, col:str, fix:str) -> None:
+def _check_filled(s:pd.Series, source, col:str, fix:str) -> None:
     "Raise naming the rows where `s` (column `col`, e.g. the patient) is blank, with how to `fix` it."
     blank = s.isna() | s.astype(str).str.strip().eq('')
     if blank.any(): raise DatasetError(f"{source}: column {col!r} is blank in {_rows(s.index[blank])}; {fix}")
 
 # %% ../nbs/01_data.ipynb #b95f1d3e
-def check_unique(s:pd.Series, source, col:str) -> None:
+def _check_unique(s:pd.Series, source, col:str) -> None:
     "Raise naming the values and rows if `s` (an image-id column) repeats a value."
     dup = s.duplicated(keep=False) & s.notna()
     if dup.any():
@@ -135,10 +132,10 @@ def check_unique(s:pd.Series, source, col:str) -> None:
                            f"({_rows(s.index[dup], 10)}); each image must be listed once: delete the duplicate rows")
 
 # %% ../nbs/01_data.ipynb #a80fa38a
-IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.tif','.tiff','.webp')
+_IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.tif','.tiff','.webp')
 
 # %% ../nbs/01_data.ipynb #64e4fef6
-def index_images(folder:Path, # folder searched recursively
+def _index_images(folder:Path, # folder searched recursively
                  unique:bool=True, # raise if one file name occurs in two sub-folders (rows are matched by name)
                 ) -> dict:
     "Map image file name -> path for every image below `folder`."
@@ -149,10 +146,10 @@ def index_images(folder:Path, # folder searched recursively
     except OSError as e:   # e.g. a symbolic link that points to its own folder
         raise DatasetError(f"{folder}: cannot list the image folder ({e.strerror or e}: {e.filename}); remove the link loop or unreadable entry") from e
     for p in found:
-        if p.suffix.lower() not in IMAGE_EXTS or not p.is_file(): continue
+        if p.suffix.lower() not in _IMAGE_EXTS or not p.is_file(): continue
         if p.name in idx: dups.setdefault(p.name, [idx[p.name]]).append(p)
         else: idx[p.name] = p
-    if not idx: raise DatasetError(f"{folder}: image folder contains no images ({', '.join(IMAGE_EXTS)})")
+    if not idx: raise DatasetError(f"{folder}: image folder contains no images ({', '.join(_IMAGE_EXTS)})")
     if dups and unique:
         ex = '; '.join(f"{n} in {[str(q.parent.relative_to(folder)) for q in ps]}" for n, ps in list(dups.items())[:3])
         raise DatasetError(f"{folder}: {len(dups)} image file name(s) occur in more than one sub-folder ({ex}), so rows "
@@ -160,7 +157,7 @@ def index_images(folder:Path, # folder searched recursively
     return idx
 
 # %% ../nbs/01_data.ipynb #637aea01
-def warn_unused_images(used:list, # image paths the rows refer to
+def _warn_unused_images(used:list, # image paths the rows refer to
                        source, # the metadata file (for the message)
                        candidates:list=None, # image files that could have been used (default: those next to `used`)
                        stacklevel:int=3, # `warnings.warn`'s: 3 names the caller of the function that called this one
@@ -169,7 +166,7 @@ def warn_unused_images(used:list, # image paths the rows refer to
     used = {Path(p).resolve() for p in used if isinstance(p, (str, Path))}
     if candidates is None:
         candidates = [f for d in sorted({p.parent for p in used}) for f in sorted(d.iterdir())
-                      if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
+                      if f.suffix.lower() in _IMAGE_EXTS and f.is_file()]
     extra = [Path(f) for f in candidates if Path(f).resolve() not in used]
     if extra:
         warnings.warn(f"{source}: {len(extra)} image file(s) have no metadata row and are not used "
@@ -177,7 +174,7 @@ def warn_unused_images(used:list, # image paths the rows refer to
     return extra
 
 # %% ../nbs/01_data.ipynb #un01e19b
-def same_unicode(p:Path) -> Path:
+def _same_unicode(p:Path) -> Path:
     "`p`, or the existing path whose names equal its names up to Unicode normalisation (NFC vs NFD: `é` as one or two code points)."
     q = Path(p.anchor)
     for part in p.parts[1:]:
@@ -188,14 +185,14 @@ def same_unicode(p:Path) -> Path:
     return q
 
 # %% ../nbs/01_data.ipynb #eb6c9a3f
-def safe_path(root:Path, rel:str, row=None) -> Path:
+def _safe_path(root:Path, rel:str, row=None) -> Path:
     "Resolve `rel` inside `root`, refusing paths that escape it (`..`, absolute paths, links pointing outside)."
     root = Path(root).resolve()
     if '\x00' in str(rel): raise DatasetError(f"row {row}: image path {rel!r} contains a NUL character")
     try: p = (root/str(rel).strip()).resolve()
     except (RuntimeError, OSError) as e:   # Python raises RuntimeError for a symbolic-link loop
         raise DatasetError(f"row {row}: image path {rel!r} cannot be resolved ({e}); a symbolic link loop? Fix the link or the path") from e
-    if not p.exists(): p = same_unicode(p)
+    if not p.exists(): p = _same_unicode(p)
     if p == root: raise DatasetError(f"row {row}: image path {rel!r} names the dataset root itself, not an image file in it")
     if root not in p.parents:
         raise DatasetError(f"row {row}: image path {rel!r} escapes the dataset root {root}; image paths must be relative "
@@ -203,7 +200,7 @@ def safe_path(root:Path, rel:str, row=None) -> Path:
     return p
 
 # %% ../nbs/01_data.ipynb #08866c05
-def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop',
+def _attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop',
                   stacklevel:int=3, # `warnings.warn`'s: 3 names the caller of the function that called this one
                  ) -> pd.DataFrame:
     "Set `df.image` from `paths` (NaN = missing) and drop/raise on rows without an image, or keep them with `image` NaN."
@@ -225,11 +222,11 @@ def attach_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str='drop
     return df[~miss].reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #b78bb14b
-def find_images(folder:Path, # folder searched recursively
+def _find_images(folder:Path, # folder searched recursively
                 need:bool=True, # False: a missing or empty folder gives {} instead of an error
                ) -> dict:
-    "`index_images(folder)`, or {} when images are not needed and there are none."
-    try: return index_images(folder)
+    "`_index_images(folder)`, or {} when images are not needed and there are none."
+    try: return _index_images(folder)
     except DatasetError:
         if need: raise
         return {}
@@ -237,27 +234,27 @@ def find_images(folder:Path, # folder searched recursively
 # %% ../nbs/01_data.ipynb #d7a1c0e2
 def _attach_dataset_images(df:pd.DataFrame, paths:pd.Series, source, on_missing:str, need_images:bool,
                            used:list=None, # the image paths the rows refer to, for the unused-files warning (default: `paths`)
-                           candidates:list=None, # image files that could have been used (see `warn_unused_images`)
+                           candidates:list=None, # image files that could have been used (see `_warn_unused_images`)
                           ) -> pd.DataFrame:
-    "A loader's last step: `attach_images(..., on_missing)` after warning about unused files, or `'keep'` without `need_images`."
-    if not need_images: return attach_images(df, paths, source, 'keep')
-    warn_unused_images(paths if used is None else used, source, candidates, stacklevel=4)   # 4: the loader's caller
-    return attach_images(df, paths, source, on_missing, stacklevel=4)
+    "A loader's last step: `_attach_images(..., on_missing)` after warning about unused files, or `'keep'` without `need_images`."
+    if not need_images: return _attach_images(df, paths, source, 'keep')
+    _warn_unused_images(paths if used is None else used, source, candidates, stacklevel=4)   # 4: the loader's caller
+    return _attach_images(df, paths, source, on_missing, stacklevel=4)
 
 # %% ../nbs/01_data.ipynb #91084e24
-MISSING_TOKENS = ('', 'UNK', 'unk', 'unknown', 'NA', 'N/A', 'nan', 'NaN', 'None')
+_MISSING_TOKENS = ('', 'UNK', 'unk', 'unknown', 'NA', 'N/A', 'nan', 'NaN', 'None')
 
 # %% ../nbs/01_data.ipynb #0795902a
-SYNONYMS = {'BRASIL':'BRAZIL'}
+_SYNONYMS = {'BRASIL':'BRAZIL'}
 
 # %% ../nbs/01_data.ipynb #7b424557
-def clean_categorical(s:pd.Series) -> pd.Series:
+def _clean_categorical(s:pd.Series) -> pd.Series:
     "Strings with missing tokens as NaN and known synonyms merged."
     def _one(v):
         if v is None or (isinstance(v, float) and np.isnan(v)): return np.nan
         if isinstance(v, float) and v.is_integer(): v = int(v)
         v = str(v).strip()
-        return np.nan if v in MISSING_TOKENS else SYNONYMS.get(v, v)
+        return np.nan if v in _MISSING_TOKENS else _SYNONYMS.get(v, v)
     return s.map(_one).astype(object)
 
 # %% ../nbs/01_data.ipynb #6d15f9a9
@@ -278,9 +275,9 @@ def _strip_units(raw:pd.Series, source, col:str) -> pd.Series:
                   f"{raw[has].iloc[0]!r}); read as numbers in {units.iloc[0]}", stacklevel=4)
     return raw.where(~has, m[has].map(lambda x: x[1]))
 
-def clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
+def _clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
     "Floats with missing tokens as NaN, one unit ('61 years') and `1,5` read as 1.5 (with warnings); other text raises naming the rows."
-    raw = s.map(lambda v: np.nan if isinstance(v, str) and v.strip() in MISSING_TOKENS else v)
+    raw = s.map(lambda v: np.nan if isinstance(v, str) and v.strip() in _MISSING_TOKENS else v)
     raw = _strip_units(raw, source, col)
     comma = raw.map(lambda v: isinstance(v, str) and bool(_DECIMAL_COMMA.match(v)))
     if comma.any():
@@ -297,34 +294,34 @@ def clean_numeric(s:pd.Series, source, col:str) -> pd.Series:
     return num.astype('float64')
 
 # %% ../nbs/01_data.ipynb #bo01e19b
-BOOL_WORDS = {'true': True, 'false': False, 'yes': True, 'no': False, 'y': True, 'n': False, 't': True, 'f': False,
+_BOOL_WORDS = {'true': True, 'false': False, 'yes': True, 'no': False, 'y': True, 'n': False, 't': True, 'f': False,
               '1': True, '0': False}  # spellings of a yes/no answer (case-insensitive)
 
-def clean_booleans(s:pd.Series, # a cleaned categorical column (`clean_categorical`)
+def _clean_booleans(s:pd.Series, # a cleaned categorical column (`_clean_categorical`)
                    source, col:str) -> pd.Series:
     "A yes/no column written in more spellings than it has answers (`yes`, `Y`, `1`, `TRUE`) as 'True'/'False', reported once."
     vals = list(s.dropna().unique())
-    if not vals or not all(str(v).casefold() in BOOL_WORDS for v in vals): return s
-    if len(vals) == len({BOOL_WORDS[str(v).casefold()] for v in vals}): return s   # one spelling per answer: left as written
-    mapping = {v: str(BOOL_WORDS[str(v).casefold()]) for v in sorted(vals, key=str)}
+    if not vals or not all(str(v).casefold() in _BOOL_WORDS for v in vals): return s
+    if len(vals) == len({_BOOL_WORDS[str(v).casefold()] for v in vals}): return s   # one spelling per answer: left as written
+    mapping = {v: str(_BOOL_WORDS[str(v).casefold()]) for v in sorted(vals, key=str)}
     warnings.warn(f"{source}: column {col!r} writes yes/no in {len(vals)} ways; read as {mapping}", stacklevel=4)
     return s.map(lambda v: mapping.get(v, v)).astype(object)
 
 # %% ../nbs/01_data.ipynb #bo05e19b
-def as_fitted_booleans(s:pd.Series, # a cleaned categorical column to encode
+def _as_fitted_booleans(s:pd.Series, # a cleaned categorical column to encode
                        classes:list, # the categories the encoder was fitted on
                       ) -> pd.Series:
     "Yes/no spellings in `s` (`yes`, `Y`, `1`) as 'True'/'False' when the column was fitted on those two answers; else `s`."
     if not classes or not set(classes) <= {'True', 'False'}: return s
-    return s.map(lambda v: str(BOOL_WORDS[v.casefold()]) if isinstance(v, str) and v.casefold() in BOOL_WORDS else v).astype(object)
+    return s.map(lambda v: str(_BOOL_WORDS[v.casefold()]) if isinstance(v, str) and v.casefold() in _BOOL_WORDS else v).astype(object)
 
 # %% ../nbs/01_data.ipynb #a1517989
 def tidy(df:pd.DataFrame, spec:DatasetSpec, source) -> pd.DataFrame:
     "Clean metadata columns in place of `df` per `spec` (categoricals as strings, yes/no spellings unified, numerics as floats)."
     df = df.copy()
-    for c in dict.fromkeys(spec.cat_names + [p for p in spec.proxies if p in df.columns]): df[c] = clean_categorical(df[c])
-    for c in spec.cat_names: df[c] = clean_booleans(df[c], source, c)
-    for c in spec.cont_names: df[c] = clean_numeric(df[c], source, c)
+    for c in dict.fromkeys(spec.cat_names + [p for p in spec.proxies if p in df.columns]): df[c] = _clean_categorical(df[c])
+    for c in spec.cat_names: df[c] = _clean_booleans(df[c], source, c)
+    for c in spec.cont_names: df[c] = _clean_numeric(df[c], source, c)
     return df
 
 # %% ../nbs/01_data.ipynb #346a58ae
@@ -365,12 +362,12 @@ def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
     cats = PAD_CATS + (['biopsed'] if include_proxies else [])
     spec = DatasetSpec('pad-ufes-20', PAD_CLASSES, cats, list(PAD_CONTS), proxies=['biopsed'],
                        ranges={'age':(0,120), 'diameter_1':(0,500), 'diameter_2':(0,500)})
-    check_unique(raw.img_id, src, 'img_id')
-    check_filled(raw.patient_id, src, 'patient_id', 'fill in the patient of every row (folds are grouped by patient)')
+    _check_unique(raw.img_id, src, 'img_id')
+    _check_filled(raw.patient_id, src, 'patient_id', 'fill in the patient of every row (folds are grouped by patient)')
     df = tidy(raw, spec, src).assign(label=raw.diagnostic.where(raw.diagnostic.isna(), raw.diagnostic.astype(str).str.strip()),
                                      group=raw.patient_id.astype(str), id=raw.img_id.astype(str))
     check_labels(df, PAD_CLASSES, src)
-    imgs = find_images(root/'images', need_images)
+    imgs = _find_images(root/'images', need_images)
     df = _attach_dataset_images(df, df.id.map(imgs), src, on_missing, need_images, candidates=list(imgs.values()))
     return df[['id','image','label','group','lesion_id'] + PAD_CATS + PAD_CONTS + ['biopsed']], spec
 
@@ -404,7 +401,7 @@ def load_derm7pt(root:Path, # folder with `meta/` and `images/`
     raw = read_table(src)
     proxies = ['management','level_of_diagnostic_difficulty']
     require_columns(raw, ['case_num','diagnosis','elevation','location','sex', image] + proxies + DERM7PT_CRITERIA, src)
-    check_unique(raw.case_num, src, 'case_num')
+    _check_unique(raw.case_num, src, 'case_num')
     unknown = sorted(map(str, set(raw.diagnosis) - set(DERM7PT_CLASS_MAP)))
     if unknown: raise DatasetError(f"{src}: column 'diagnosis' has values with no class mapping: {unknown}")
     cats = ['elevation','location','sex'] + (DERM7PT_CRITERIA if criteria else []) + (proxies if include_proxies else [])
@@ -412,9 +409,9 @@ def load_derm7pt(root:Path, # folder with `meta/` and `images/`
     df = tidy(raw, spec, src)
     df = df.assign(label=raw.diagnosis.map(DERM7PT_CLASS_MAP), group=raw.case_num.astype(str),
                    id=raw.case_num.astype(str), split=_official_split(root/'meta', len(raw)))
-    paths = pd.Series([safe_path(root/'images', p, row=i) if isinstance(p, str) else None
+    paths = pd.Series([_safe_path(root/'images', p, row=i) if isinstance(p, str) else None
                        for i, p in zip(df.index, raw[image])], index=df.index, dtype=object)
-    if need_images: index_images(root/'images', unique=False)  # clear error if the folder is absent or empty
+    if need_images: _index_images(root/'images', unique=False)  # clear error if the folder is absent or empty
     df = _attach_dataset_images(df, paths, src, on_missing, need_images)
     return df[['id','image','label','group','split'] + cats + [p for p in proxies if p not in cats]], spec
 
@@ -444,7 +441,7 @@ def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_
     require_columns(gt, ['image'] + ISIC_CLASSES, gt_f)
     if 'sex' not in md.columns and 'gender' in md.columns: md = md.rename(columns={'gender':'sex'})
     require_columns(md, ['image','age_approx','anatom_site_general','sex'], md_f)
-    check_unique(gt.image, gt_f, 'image'); check_unique(md.image, md_f, 'image')
+    _check_unique(gt.image, gt_f, 'image'); _check_unique(md.image, md_f, 'image')
     onehot = gt[ISIC_CLASSES].to_numpy()
     bad = onehot.sum(1) != 1
     if bad.any(): raise DatasetError(f"{gt_f}: {_rows(np.where(bad)[0])} are not one-hot over {ISIC_CLASSES}; each row needs exactly one 1")
@@ -457,7 +454,7 @@ def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_
     df = tidy(df, spec, md_f).assign(id=df.image.astype(str),
                                      group=df.lesion_id.where(df.lesion_id.notna(), df.image).astype(str))
     imgs = root/'ISIC_2019_Training_Input'
-    found = find_images(imgs, need_images)  # clear error if the folder is absent or empty (and images are needed)
+    found = _find_images(imgs, need_images)  # clear error if the folder is absent or empty (and images are needed)
     df = _attach_dataset_images(df.drop(columns='image'), df.image.map(lambda i: imgs/f'{i}.jpg'), gt_f, on_missing, need_images,
                                 used=[found[f'{i}.jpg'] for i in gt.image.astype(str) if f'{i}.jpg' in found], candidates=list(found.values()))
     return df[['id','image','label','group','lesion_id'] + spec.cat_names + spec.cont_names], spec
@@ -477,18 +474,18 @@ def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the image
     root = Path(root); src = root/'HAM10000_metadata.csv'
     raw = read_table(src)
     require_columns(raw, ['lesion_id','image_id','dx','dx_type'] + HAM_CATS + HAM_CONTS, src)
-    check_unique(raw.image_id, src, 'image_id')
+    _check_unique(raw.image_id, src, 'image_id')
     spec = DatasetSpec('ham10000', HAM_CLASSES, HAM_CATS + (['dx_type'] if include_proxies else []), list(HAM_CONTS),
                        proxies=['dx_type'], ranges={'age':(0,120)})
     df = tidy(raw, spec, src).assign(label=raw.dx.where(raw.dx.isna(), raw.dx.astype(str).str.strip()), id=raw.image_id.astype(str),
                                      group=raw.lesion_id.where(raw.lesion_id.notna(), raw.image_id).astype(str))
     check_labels(df, HAM_CLASSES, src)
-    found = {Path(n).stem: p for n, p in find_images(root, need_images).items()}  # part_1/part_2, or one folder
+    found = {Path(n).stem: p for n, p in _find_images(root, need_images).items()}  # part_1/part_2, or one folder
     df = _attach_dataset_images(df, df.id.map(found), src, on_missing, need_images, candidates=list(found.values()))
     return df[['id','image','label','group','lesion_id'] + HAM_CATS + HAM_CONTS + ['dx_type']], spec
 
 # %% ../nbs/01_data.ipynb #24df76cc
-TIDY_COLUMNS = ('id','image','label','group','split')  # columns the tidy frame makes itself: not usable as metadata names
+_TIDY_COLUMNS = ('id','image','label','group','split')  # columns the tidy frame makes itself: not usable as metadata names
 
 # %% ../nbs/01_data.ipynb #74816fc5
 def check_meta_names(cat_names:list, # categorical metadata columns
@@ -504,12 +501,12 @@ def check_meta_names(cat_names:list, # categorical metadata columns
     if twice: raise DatasetError(f"{source}: metadata column(s) {twice} are listed twice (--cat/--cont); list each once")
     for role, col in roles.items():
         if col in meta: raise DatasetError(f"{source}: column {col!r} is the {role} column, so it cannot also be metadata (--cat/--cont)")
-    clash = [c for c in meta if c in TIDY_COLUMNS]
-    if clash: raise DatasetError(f"{source}: metadata column(s) {clash} have names jif_fastai uses for its own columns {list(TIDY_COLUMNS)}; "
+    clash = [c for c in meta if c in _TIDY_COLUMNS]
+    if clash: raise DatasetError(f"{source}: metadata column(s) {clash} have names jif_fastai uses for its own columns {list(_TIDY_COLUMNS)}; "
                                  f"rename them in the CSV (e.g. {clash[0]!r} -> '{clash[0]}_')")
 
 # %% ../nbs/01_data.ipynb #lb01e19b
-def match_labels(labels:pd.Series, # the label column as read
+def _match_labels(labels:pd.Series, # the label column as read
                  classes:list, # the class list, or None: the labels' most frequent spellings
                  source) -> tuple:
     "(labels stripped and matched to `classes` up to case, with a warning; the class list); equally frequent spellings raise."
@@ -540,7 +537,7 @@ def _one_value(s:pd.Series) -> str:
     vals = s.dropna().unique()
     return '' if len(vals) > 1 else 'entirely empty' if not len(vals) else f"always {(v.item() if isinstance(v := vals[0], np.generic) else v)!r}"
 
-def warn_uninformative(df:pd.DataFrame, cols:list, source) -> list:
+def _warn_uninformative(df:pd.DataFrame, cols:list, source) -> list:
     "Warn naming the metadata columns of `df` that are entirely empty or hold one value (they carry no information); return them."
     why = {c: w for c in cols if (w := _one_value(df[c]))}
     if why: warnings.warn(f"{source}: metadata column(s) {', '.join(f'{c!r} ({w})' for c, w in why.items())} carry no information; "
@@ -564,17 +561,17 @@ def load_csv(csv:Path, # the table, one row per image
     check_meta_names(list(cat_names), list(cont_names), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
     raw = read_table(csv)
     require_columns(raw, [image_col, label_col, *cat_names, *cont_names] + ([group_col] if group_col else []), csv)
-    check_filled(raw[label_col], csv, label_col, "fill in the label of every row, or delete those rows")
-    check_filled(raw[image_col], csv, image_col, "fill in the image path of every row, or delete those rows")
-    check_unique(raw[image_col], csv, image_col)
-    if group_col: check_filled(raw[group_col], csv, group_col, "fill in the patient/lesion of every row, or leave out the group column (each image its own group)")
-    labels, classes = match_labels(raw[label_col], None if classes is None else list(classes), csv)
+    _check_filled(raw[label_col], csv, label_col, "fill in the label of every row, or delete those rows")
+    _check_filled(raw[image_col], csv, image_col, "fill in the image path of every row, or delete those rows")
+    _check_unique(raw[image_col], csv, image_col)
+    if group_col: _check_filled(raw[group_col], csv, group_col, "fill in the patient/lesion of every row, or leave out the group column (each image its own group)")
+    labels, classes = _match_labels(raw[label_col], None if classes is None else list(classes), csv)
     spec = DatasetSpec(csv.stem, classes, list(cat_names), list(cont_names))
     df = tidy(raw, spec, csv).assign(label=labels, id=raw[image_col].astype(str),
                                      group=(raw[group_col] if group_col else raw[image_col]).astype(str))
     check_labels(df, classes, csv)
-    warn_uninformative(df, spec.meta_names, csv)
-    paths = pd.Series([safe_path(image_root, p, row=i) for i, p in zip(raw.index, raw[image_col])], index=df.index, dtype=object)
+    _warn_uninformative(df, spec.meta_names, csv)
+    paths = pd.Series([_safe_path(image_root, p, row=i) for i, p in zip(raw.index, raw[image_col])], index=df.index, dtype=object)
     df = _attach_dataset_images(df, paths, csv, on_missing, need_images, used=[p for p in paths if p.is_file()])
     return df[['id','image','label','group'] + spec.cat_names + spec.cont_names], spec
 
@@ -640,7 +637,7 @@ def official_splits(df:pd.DataFrame) -> tuple:
     return tuple(np.where(df.split == s)[0] for s in ('train','valid','test'))
 
 # %% ../nbs/01_data.ipynb #602de09f
-MAX_ABS = 1e12  # |value| above this in a numeric column is a broken export, not a measurement: treated as missing
+_MAX_ABS = 1e12  # |value| above this in a numeric column is a broken export, not a measurement: treated as missing
 
 # %% ../nbs/01_data.ipynb #9f17ffb4
 MAX_Z = 1e4     # standardised values are clipped to +-MAX_Z, so one absurd value cannot overflow the network
@@ -659,12 +656,12 @@ class MetaPreprocessor:
     def from_spec(cls, spec:DatasetSpec): return cls(spec.cat_names, spec.cont_names, spec.ranges)
 
     def _numeric(self, df, warn=True):
-        "Numeric columns as floats; out-of-range, infinite and absurd (|x| > MAX_ABS) values set to NaN (with a warning)."
+        "Numeric columns as floats; out-of-range, infinite and absurd (|x| > _MAX_ABS) values set to NaN (with a warning)."
         out = {}
         for c in self.cont_names:
-            v = clean_numeric(df[c], 'metadata', c)
-            lo, hi = self.ranges.get(c, (-MAX_ABS, MAX_ABS))
-            bad = ((v < lo) | (v > hi) | v.abs().gt(MAX_ABS)) & v.notna()
+            v = _clean_numeric(df[c], 'metadata', c)
+            lo, hi = self.ranges.get(c, (-_MAX_ABS, _MAX_ABS))
+            bad = ((v < lo) | (v > hi) | v.abs().gt(_MAX_ABS)) & v.notna()
             if bad.any() and warn:
                 warnings.warn(f"column {c!r}: {bad.sum()} value(s) outside [{lo}, {hi}] (e.g. {v[bad].iloc[0]} in row "
                               f"{v.index[bad][0]}) treated as missing", stacklevel=3)
@@ -675,13 +672,13 @@ class MetaPreprocessor:
         "Learn categories and numeric statistics from the training rows `df`."
         require_columns(df, self.cat_names + self.cont_names, 'metadata')
         if len(df) == 0: raise DatasetError("metadata: no training rows to fit the metadata encoder on")
-        self.classes = {c: sorted(clean_categorical(df[c]).dropna().unique().tolist()) for c in self.cat_names}
+        self.classes = {c: sorted(_clean_categorical(df[c]).dropna().unique().tolist()) for c in self.cat_names}
         num = self._numeric(df)
         med = num.median().fillna(0.)
         filled = num.fillna(med)
         self.stats = {c: dict(median=float(med[c]), mean=float(filled[c].mean()), std=float(filled[c].std(ddof=0)) or 1.,
                               min=float(filled[c].min()), max=float(filled[c].max()))  # min, max: the range seen in training
-                      for c in self.cont_names}  # |x| <= MAX_ABS, so all finite
+                      for c in self.cont_names}  # |x| <= _MAX_ABS, so all finite
         return self
 
     @property
@@ -699,7 +696,7 @@ class MetaPreprocessor:
         require_columns(df, self.cat_names + self.cont_names, 'metadata')
         cats = []
         for c in self.cat_names:
-            v = as_fitted_booleans(clean_categorical(df[c]), self.classes[c])
+            v = _as_fitted_booleans(_clean_categorical(df[c]), self.classes[c])
             codes = pd.Categorical(v, categories=self.classes[c]).codes.astype(np.int64) + 1  # unseen / missing -> 0
             unseen = v.notna() & (codes == 0)
             if unseen.any() and warn:

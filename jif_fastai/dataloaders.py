@@ -6,9 +6,8 @@ Docs: https://jif-fastai.github.io/jif_fastai/dataloaders.html.md"""
 
 # %% ../nbs/04_dataloaders.ipynb #76f73c31
 from __future__ import annotations
-import hashlib, inspect, io, os, tempfile, warnings, zlib
-from contextlib import contextmanager
-from functools import partial, lru_cache
+import hashlib, io, os, warnings, zlib
+from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
@@ -20,18 +19,16 @@ from fastai.data.transforms import IndexSplitter, IntToFloatTensor, Normalize
 from fastai.data.core import DataLoaders
 from fasttransform import Pipeline
 from fastai.torch_core import TensorImage, TensorCategory, default_device
-import fastai
 import fastai.vision.augment as _fa_aug
 from fastai.vision.augment import aug_transforms, RandomResizedCropGPU
 from fastai.vision.core import imagenet_stats
-from sklearn.utils.class_weight import compute_class_weight
+from .core import atomic_write, patch_fastai
 from .data import DatasetSpec, DatasetError, MetaPreprocessor, check_labels
 
 # %% auto #0
-__all__ = ['IMAGE_NOTES', 'FASTAI_TESTED', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'atomic_write',
-           'ImageCache', 'presize_all', 'RowGetter', 'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch',
-           'class_weights', 'meta_caption', 'show_image_meta', 'ImageMetaDL', 'device_arrays', 'DeviceBatchDL',
-           'fits_device', 'FastaiVersionError', 'fastai_mismatch', 'patch_fastai', 'sync_free_augment',
+__all__ = ['IMAGE_NOTES', 'warn_images', 'open_image', 'presize', 'default_cache_dir', 'ImageCache', 'presize_all', 'RowGetter',
+           'dermo_aug', 'default_cache_size', 'valid_pipe', 'image_batch', 'class_weights', 'meta_caption',
+           'show_image_meta', 'ImageMetaDL', 'device_arrays', 'DeviceBatchDL', 'fits_device', 'sync_free_augment',
            'ImageMetaDataLoaders']
 
 # %% ../nbs/04_dataloaders.ipynb #96968cf6
@@ -123,22 +120,6 @@ def presize(path:Path, # image file
 def default_cache_dir() -> Path:
     "Where presized images are cached: `$JIF_FASTAI_CACHE` or ~/.cache/jif_fastai/presized."
     return Path(os.environ.get('JIF_FASTAI_CACHE', Path.home()/'.cache'/'jif_fastai'/'presized'))
-
-# %% ../nbs/04_dataloaders.ipynb #228de055
-def atomic_write(path:Path, # file to (over)write
-                 data:bytes|str, # its new content
-                 fsync:bool=True): # flush to disk before the rename (survives a power cut, not only a crash)
-    "Write `data` to `path` via a temporary file and rename, so readers never see a partial file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name[:40]}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            if fsync: f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
 
 # %% ../nbs/04_dataloaders.ipynb #4395d65e
 class ImageCache:
@@ -267,11 +248,19 @@ def image_batch(images:np.ndarray, # (N,3,s,s) presized uint8 images
     return pipe(TensorImage(torch.from_numpy(np.ascontiguousarray(images))).to(device))
 
 # %% ../nbs/04_dataloaders.ipynb #08e455a0
-def class_weights(labels, classes:list) -> torch.Tensor:
-    "Balanced class weights N/(C*N_c) from training `labels`; error if a class is absent."
-    labels = np.asarray(labels); missing = [c for c in classes if c not in set(labels)]
-    if missing: raise DatasetError(f"class(es) {missing} have no training image; cannot weight the loss")
-    return torch.tensor(compute_class_weight('balanced', classes=np.array(classes), y=labels), dtype=torch.float32)
+def class_weights(labels, # training labels: class names, or class indices with `classes=range(C)`
+                  classes:list, # every class, in the model's output order
+                  absent:float=None, # weight of a class with no label (None: raise `DatasetError`)
+                 ) -> torch.Tensor:
+    "Balanced class weights N/(C*N_c) from training `labels` (mean 1 over the rows); a class absent from them raises, or weighs `absent`."
+    labels, classes = np.asarray(labels), list(classes)
+    codes = pd.Categorical(labels, categories=classes).codes
+    if (codes < 0).any(): raise ValueError(f"labels {sorted(map(str, set(labels[codes < 0])))[:5]} are not among the classes {classes}")
+    n = np.bincount(codes, minlength=len(classes))
+    missing = [c for c, k in zip(classes, n) if k == 0]
+    if missing and absent is None: raise DatasetError(f"class(es) {missing} have no training image; cannot weight the loss")
+    w = np.where(n > 0, len(labels) / (len(classes) * np.maximum(n, 1)), absent or 0.)
+    return torch.tensor(w, dtype=torch.float32)
 
 # %% ../nbs/04_dataloaders.ipynb #c9a7788c
 from fastai.data.core import TfmdDL
@@ -350,54 +339,6 @@ def fits_device(nbytes:int, # bytes to keep on `device`
     d = torch.device(device)
     if d.type == 'cpu': return True
     return d.type == 'cuda' and nbytes <= torch.cuda.mem_get_info(d)[0] / 4
-
-# %% ../nbs/04_dataloaders.ipynb #c8754958
-FASTAI_TESTED = ('2.8',)  # fastai minor versions whose privates jif_fastai patches or overrides were written and tested for
-
-# %% ../nbs/04_dataloaders.ipynb #19e01e74
-class FastaiVersionError(RuntimeError):
-    "A fastai private that jif_fastai patches or overrides is not the one it was written for."
-
-# %% ../nbs/04_dataloaders.ipynb #b06412ab
-def fastai_mismatch(owner, # module or class holding the private, e.g. `fastai.vision.augment`
-                    name:str, # the private's name, e.g. `'_grid_sample'`
-                    like, # our replacement or override: the private must have its signature
-                   ) -> str|None:
-    "None if fastai's `owner.name` is the one `like` was written for, else one line: what differs and what to do."
-    return _mismatch(owner, name, like, getattr(owner, name, None), fastai.__version__, FASTAI_TESTED)
-
-# %% ../nbs/04_dataloaders.ipynb #151650f7
-@lru_cache(maxsize=None)  # `sync_free_augment` is entered once per batch: inspect each private once per version
-def _mismatch(owner, name, like, found, version, tested):
-    "`fastai_mismatch` for the private `found`, fastai `version` and the `tested` versions."
-    where = f"{owner.__module__}.{owner.__qualname__}.{name}" if isinstance(owner, type) else f"{owner.__name__}.{name}"
-    ours = f"{like.__module__}.{like.__qualname__}"
-    todo = (f"install a tested fastai (pip install 'fastai~={tested[-1]}.0'), or check {ours} against fastai {version} "
-            "and add its version to jif_fastai.dataloaders.FASTAI_TESTED")
-    if '.'.join(version.split('.')[:2]) not in tested:
-        return f"{ours} replaces fastai's {where}, written for fastai {', '.join(t + '.x' for t in tested)}, but fastai {version} is installed: {todo}"
-    if found is None: return f"fastai {version} has no {where}, which {ours} replaces: {todo}"
-    if inspect.signature(found) != inspect.signature(like):
-        return f"fastai {version}'s {where}{inspect.signature(found)} differs from {ours}{inspect.signature(like)}: {todo}"
-    return None
-
-_warned = set()  # mismatches already reported by a non-strict `patch_fastai`
-
-@contextmanager
-def patch_fastai(owner, # module or class holding the private
-                 name:str, # the private's name
-                 new, # the replacement, with the private's signature
-                 strict:bool=True, # on a mismatch raise `FastaiVersionError`; if False warn once and leave fastai's own
-                ):
-    "Within the block fastai's private `owner.name` is `new`, checked by `fastai_mismatch` first; the original is restored after."
-    why = fastai_mismatch(owner, name, new)
-    if why and strict: raise FastaiVersionError(why)
-    if why:
-        if why not in _warned: _warned.add(why); warnings.warn(f"{why}. Meanwhile fastai's own {name} runs.", stacklevel=3)
-        yield; return
-    old = getattr(owner, name); setattr(owner, name, new)
-    try: yield
-    finally: setattr(owner, name, old)
 
 # %% ../nbs/04_dataloaders.ipynb #54afab2e
 def _grid_sample_sync_free(x, coords, mode='bilinear', padding_mode='reflection', align_corners=None):

@@ -14,6 +14,7 @@ from fastai.callback.core import Callback
 from .structures import weighted_vote
 from .metrics import search_weights
 from .data import MetaPreprocessor, MAX_Z
+from .dataloaders import class_weights
 
 # %% auto #0
 __all__ = ['DECISIONS', 'missing_fields', 'FixedDecision', 'DecisionGate', 'fit_gate', 'AdaptiveDecision', 'decision_from_dict',
@@ -63,11 +64,6 @@ class DecisionGate(nn.Module):
         return self.lin(x).softmax(-1)
 
 # %% ../nbs/09b_decision.ipynb #53734fab
-def _class_weights(y:Tensor, n_classes:int) -> Tensor:
-    "Inverse class frequency, mean 1 over the rows (classes absent from `y` get 0)."
-    n = torch.bincount(y, minlength=n_classes).float()
-    return torch.where(n > 0, len(y) / (n_classes * n.clamp_min(1)), torch.zeros_like(n))
-
 def fit_gate(probs:np.ndarray, # (N,K,C) per-branch probabilities on data the models were not trained on
              y:np.ndarray, # (N,) class indices
              missing:np.ndarray, # (N,F) missingness mask
@@ -77,7 +73,8 @@ def fit_gate(probs:np.ndarray, # (N,K,C) per-branch probabilities on data the mo
     "A `DecisionGate` minimising the class-weighted NLL of the fused prediction (the paper's metric is balanced)."
     if len(y) == 0: raise ValueError("fit_gate: no rows to fit the gate on")
     P, M, Y = (torch.as_tensor(np.asarray(a), dtype=d) for a, d in ((probs, torch.float32), (missing, torch.float32), (y, torch.long)))
-    gate, cw = DecisionGate(M.shape[1], P.shape[1]), _class_weights(Y, P.shape[2])
+    gate = DecisionGate(M.shape[1], P.shape[1])
+    cw = class_weights(Y.numpy(), range(P.shape[2]), absent=0.)   # balanced; a class absent from these rows weighs 0
     opt = torch.optim.LBFGS(gate.parameters(), lr=1, max_iter=max_iter, line_search_fn='strong_wolfe')
     def closure():
         opt.zero_grad()

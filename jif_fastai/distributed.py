@@ -18,10 +18,11 @@ from fastai.distributed import DistributedDL
 from fastai.data.core import DataLoaders
 from fastai.torch_core import num_distrib
 from .data import load_pad_ufes20
-from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size, fastai_mismatch, FastaiVersionError
+from .core import fastai_mismatch, FastaiVersionError
+from .dataloaders import ImageCache, ImageMetaDataLoaders, default_cache_size
 from .learner import jif_learner
 from .inference import export_jif
-from .bench import bench_sample, set_precision, _split
+from .bench import bench_sample, set_precision, bench_split
 
 # %% auto #0
 __all__ = ['GlooSafeDistributedDL', 'ddp_loaders', 'params_sha256', 'CountBatches', 'train_ddp']
@@ -89,7 +90,7 @@ def train_ddp(data:str=None, # PAD-UFES-20-layout folder (default: a small gener
         df, spec = load_pad_ufes20(root)
         cache_size = default_cache_size(size)
         images = ImageCache(cache_size).load(df.image.tolist())
-    train_idx, valid_idx = _split(df, 5, seed, fold)  # a random 20% for a sample too small for 5 grouped folds
+    train_idx, valid_idx = bench_split(df, 5, seed, fold)  # a random 20% for a sample too small for 5 grouped folds
     dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx, train_idx, size=size, cache_size=cache_size, bs=bs,
                                        images=images, device=dev, seed=seed, on_device=not stock)
     learn = jif_learner(dls, backbone, opt='sgd', sync_free=not stock, pretrained=pretrained)

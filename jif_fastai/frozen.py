@@ -17,10 +17,10 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import TensorCategory
-from .dataloaders import ImageMetaDataLoaders, valid_pipe, image_batch, atomic_write, default_cache_dir
+from .dataloaders import ImageMetaDataLoaders, valid_pipe, image_batch, default_cache_dir
 from .fusion import Fusion
 from .inference import JIFPredictor
-from .core import eval_mode
+from .core import eval_mode, atomic_write
 
 # %% auto #0
 __all__ = ['VIEWS', 'view_names', 'state_digest', 'array_digest', 'encode_images', 'FeatureCache', 'FeatureSet', 'FeatureDL',

@@ -18,14 +18,15 @@ from .data import MetaPreprocessor
 from .inference import export_jif, load_jif, meta_fields, ModelFileError, HUB_FILES
 
 # %% auto #0
-__all__ = ['HUB_LICENSES', 'HUB_METRICS', 'run_results', 'metric_summary', 'model_card', 'hub_folder', 'push_to_hub', 'LocalHub']
+__all__ = ['HUB_LICENSES', 'HUB_METRICS', 'cv_results_of', 'metric_summary', 'model_card', 'hub_folder', 'push_to_hub',
+           'LocalHub']
 
 # %% ../nbs/12a_hub.ipynb #6c82754e
 HUB_LICENSES = {'pad-ufes-20': 'cc-by-4.0', 'isic-2019': 'cc-by-nc-4.0', 'ham10000': 'cc-by-nc-4.0', 'derm7pt': 'other'}
 HUB_METRICS = {'bal_acc': 'balanced_accuracy', 'accuracy': 'accuracy', 'auc': 'roc_auc'}   # `METRICS` by the Hub's (evaluate's) ids
 
 # %% ../nbs/12a_hub.ipynb #087da2fb
-def run_results(model_dir:Path) -> pd.DataFrame|None:
+def cv_results_of(model_dir:Path) -> pd.DataFrame|None:
     "The cross-validated `results.csv` of the run a fold model `model_dir` (run/models/fold_k) belongs to, if any."
     f = Path(model_dir).parent.parent/'results.csv'
     return pd.read_csv(f) if f.is_file() and Path(model_dir).parent.name == 'models' else None
@@ -61,7 +62,7 @@ def model_card(model_dir:Path, # folder written by `export_jif`
     run, fields = cfg.get('run') or {}, meta_fields(MetaPreprocessor.from_dict(cfg['preproc']))
     name = dataset or cfg['dataset']
     remote = DATASET_URLS.get(name)
-    res = run_results(model_dir) if results is None else results
+    res = cv_results_of(model_dir) if results is None else results
     ms = {} if res is None else metric_summary(res)
     meta = dict(license=license or HUB_LICENSES.get(name, 'other'), library_name='jif_fastai', datasets=[name],
                 tags=['image-classification', 'dermatology', 'skin-lesion', 'multimodal', 'fastai', 'timm', 'jif_fastai'],
@@ -123,7 +124,7 @@ def hub_folder(model, # a trained `jif_learner`, or a folder written by `export_
         src = _model_dir(model, Path(d))
         for f in ('model.safetensors', 'config.json'): shutil.copy2(src/f, out/f)
         figs = [shutil.copy2(f, out/f.name) and f.name for f in _figures(src)]
-        (out/'README.md').write_text(model_card(out, repo_id, figures=figs, results=card_kw.pop('results', run_results(src)), **card_kw), encoding='utf-8')
+        (out/'README.md').write_text(model_card(out, repo_id, figures=figs, results=card_kw.pop('results', cv_results_of(src)), **card_kw), encoding='utf-8')
     return out
 
 # %% ../nbs/12a_hub.ipynb #e1f611f3

@@ -15,9 +15,9 @@ from fastai.learner import Learner
 from fastai.vision.core import imagenet_stats
 from safetensors.torch import save as save_safetensors, load as load_safetensors
 import jif_fastai
-from .core import json_default
+from .core import json_default, atomic_write
 from .data import MetaPreprocessor, DatasetError, require_columns, check_meta_keys
-from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all, atomic_write
+from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all
 from .structures import create_model, fuse_probs, branch_probs, JIFModel
 from .decision import decision_from_dict, missing_fields
 from .calibration import temper

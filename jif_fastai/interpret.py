@@ -26,9 +26,9 @@ from .metrics import macro_auc
 from .core import eval_mode
 
 # %% auto #0
-__all__ = ['headless', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map', 'plot_attention',
-           'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars', 'save_fold_pictures',
-           'save_run_pictures', 'JIFInterpretation']
+__all__ = ['headless', 'figure_axes', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map',
+           'plot_attention', 'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars', 'save_png',
+           'save_fold_pictures', 'save_run_pictures', 'JIFInterpretation']
 
 # %% ../nbs/14_interpret.ipynb #d9a76548
 _HEADLESS = contextvars.ContextVar('jif_headless', default=False)
@@ -41,12 +41,13 @@ def headless():
     finally: _HEADLESS.reset(tok)
 
 # %% ../nbs/14_interpret.ipynb #852b9cde
-def _subplots(nrows:int=1, ncols:int=1, figsize=None, **kwargs):
-    "`plt.subplots` in notebooks; a detached Agg `Figure` under `headless()`."
+def figure_axes(nrows:int=1, ncols:int=1, figsize=None, **kwargs):
+    "(figure, axes) as from `plt.subplots` in notebooks; under `headless()` a detached Agg `Figure` and its axes."
     if not _HEADLESS.get(): return plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
     fig = Figure(figsize=figsize); FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
+# %% ../nbs/14_interpret.ipynb #fa02e19b
 def _np(x) -> np.ndarray: return x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 def _plain(*xs) -> tuple:
@@ -76,7 +77,7 @@ def plot_confusion(probs, # (N,C) probabilities (or (N,) predicted class indices
     C = len(classes)
     cm = confusion_matrix(y, pred, labels=range(C))                     # (C,C) counts
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)                # row-normalised
-    fig, ax = _subplots(figsize=ifnone(figsize, (.75*C + 2.6, .65*C + 1.6)))
+    fig, ax = figure_axes(figsize=ifnone(figsize, (.75*C + 2.6, .65*C + 1.6)))
     im = ax.imshow(share, cmap='Blues', vmin=0, vmax=1)
     for i in range(C):
         for j in range(C):
@@ -99,7 +100,7 @@ def plot_roc(probs, # (N,C) probabilities
              title:str='ROC curves (one vs rest)', figsize=(5.2, 5)):
     "One-vs-rest ROC curve per class with its AUC in the legend; classes without positives or negatives are listed as n/a."
     p, y = _np(probs), _np(targs).astype(int)
-    fig, ax = _subplots(figsize=figsize)
+    fig, ax = figure_axes(figsize=figsize)
     cmap, aucs = plt.colormaps['tab10'], []
     for c, name in enumerate(classes):
         pos = (y == c)
@@ -126,7 +127,7 @@ def plot_training(recorder, # `learn.recorder` (or the `Learner`) after fitting
     if vals.shape[1] != len(names): raise ValueError(f"recorder values have {vals.shape[1]} columns for names {names}: "
                                                      "was `validate`/`get_preds` called after fitting? (it resets them)")
     ep = np.arange(1, len(vals) + 1)
-    fig, (a0, a1) = _subplots(1, 2, figsize=figsize)
+    fig, (a0, a1) = figure_axes(1, 2, figsize=figsize)
     if len(rec.losses):
         it = np.linspace(0, len(vals), len(rec.losses) + 1)[1:]
         a0.plot(it, [float(l) for l in rec.losses], color='tab:blue', alpha=.35, lw=1, label='train (per batch, smoothed)')
@@ -170,7 +171,7 @@ def plot_attention(model, # `Learner` or `JIFModel` with an MMFA fusion
     n = _fusion_with_attention(model).n_tokens
     mean = w.mean(0).numpy()                                # (2n,2n)
     labels = [f'I{i+1}' for i in range(n)] + [f'M{i+1}' for i in range(n)]
-    fig, (a0, a1) = _subplots(1, 2, figsize=figsize, gridspec_kw=dict(width_ratios=(1.25, 1)))
+    fig, (a0, a1) = figure_axes(1, 2, figsize=figsize, gridspec_kw=dict(width_ratios=(1.25, 1)))
     im = a0.imshow(mean, cmap='viridis', vmin=0)
     a0.axhline(n - .5, color='white', lw=2); a0.axvline(n - .5, color='white', lw=2)
     a0.set_xticks(range(2*n), labels); a0.set_yticks(range(2*n), labels)
@@ -262,7 +263,7 @@ def plot_grad_cam(learn_or_model, # `Learner` or `JIFModel`
     t = s.argmax(1) if target is None else torch.as_tensor(target).long().expand(len(s))
     name = lambda c: classes[int(c)] if classes is not None else str(int(c))
     B = len(img); ncols = min(ncols, B); nrows = int(np.ceil(B / ncols))
-    fig, axs = _subplots(nrows, 2*ncols, figsize=(2.3*2*ncols, 2.6*nrows + .4), squeeze=False)
+    fig, axs = figure_axes(nrows, 2*ncols, figsize=(2.3*2*ncols, 2.6*nrows + .4), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for i in range(B):
         a, o = axs[i // ncols, 2*(i % ncols)], axs[i // ncols, 2*(i % ncols) + 1]
@@ -309,7 +310,7 @@ def plot_fusion_bars(results:pd.DataFrame, # one row per fold/seed and setup (co
     "Horizontal bars of mean ± std of `metric` per setup (best on top, highlighted)."
     s = summarize_results(results, metric).iloc[::-1]          # best last -> drawn on top
     if not len(s): raise ValueError(f"no numeric values of {metric!r} in the results")
-    fig, ax = _subplots(figsize=ifnone(figsize, (7, .42*len(s) + 1.3)))
+    fig, ax = figure_axes(figsize=ifnone(figsize, (7, .42*len(s) + 1.3)))
     y = np.arange(len(s))
     ax.barh(y, s['mean'], xerr=s['std'], color=['tab:blue']*(len(s) - 1) + ['tab:orange'], alpha=.85, capsize=3, error_kw=dict(lw=1))
     ax.set_yticks(y, s.index)
@@ -321,13 +322,16 @@ def plot_fusion_bars(results:pd.DataFrame, # one row per fold/seed and setup (co
     fig.tight_layout()
     return fig
 
-# %% ../nbs/14_interpret.ipynb #976e4c45
-_ID_COLS = ('fold', 'seed', 'epoch', 'n', 'n_train', 'n_valid', 'time', 'epochs')
-
-def _save(fig, path:Path, dpi:int=110) -> Path:
-    "Write `fig` as PNG and close it."
+# %% ../nbs/14_interpret.ipynb #fa03e19b
+def save_png(fig, # a figure from `figure_axes` (or any matplotlib figure)
+             path:Path, # the PNG file to write
+             dpi:int=110) -> Path:
+    "Write `fig` to `path` as PNG, cropped to what is drawn, and close it; return the path."
     fig.savefig(path, dpi=dpi, bbox_inches='tight'); plt.close(fig)
     return Path(path)
+
+# %% ../nbs/14_interpret.ipynb #976e4c45
+_ID_COLS = ('fold', 'seed', 'epoch', 'n', 'n_train', 'n_valid', 'time', 'epochs')
 
 def save_fold_pictures(learn:Learner, # a trained `jif_learner`
                        out_dir:Path, # folder to write the PNGs into (created)
@@ -339,21 +343,21 @@ def save_fold_pictures(learn:Learner, # a trained `jif_learner`
     logits, targs = valid_preds(learn)                                  # (N,K,C), (N,)
     probs = fuse_probs(logits, m.structure.decision_weights)            # (N,C) decision-fused probabilities
     with headless():
-        paths.append(_save(plot_confusion(probs, targs, classes), out/'confusion.png'))
-        paths.append(_save(plot_roc(probs, targs, classes), out/'roc.png'))
+        paths.append(save_png(plot_confusion(probs, targs, classes), out/'confusion.png'))
+        paths.append(save_png(plot_roc(probs, targs, classes), out/'roc.png'))
         rec = getattr(learn, 'recorder', None)
         if rec is not None and len(getattr(rec, 'values', [])):
-            try: paths.append(_save(plot_training(rec), out/'training.png'))
+            try: paths.append(save_png(plot_training(rec), out/'training.png'))
             except ValueError as e: warnings.warn(f"training curves skipped: {e}")
         if n_cam or hasattr(getattr(m, 'fusion', None), 'attn_weights'):
             b = learn.dls.valid.one_batch()
-            if hasattr(getattr(m, 'fusion', None), 'attn_weights'): paths.append(_save(plot_attention(m, b), out/'attention.png'))
+            if hasattr(getattr(m, 'fusion', None), 'attn_weights'): paths.append(save_png(plot_attention(m, b), out/'attention.png'))
             k = min(n_cam, len(b[0])) if getattr(m.img_encoder, 'num_features', 1) else 0   # no Grad-CAM without an image backbone
             if k:
                 branch = 'joint' if 'joint' in m.branches else m.branches[0]
                 fig = plot_grad_cam(m, b[0][:k], b[1][:k], b[2][:k], branch=branch, targs=b[3][:k], classes=classes,
                                     stats=getattr(learn.dls, 'stats', None))
-                paths.append(_save(fig, out/'grad_cam.png'))
+                paths.append(save_png(fig, out/'grad_cam.png'))
     return paths
 
 # %% ../nbs/14_interpret.ipynb #91d5493d
@@ -369,7 +373,7 @@ def save_run_pictures(results:pd.DataFrame, # one row per fold and setup (as wri
     ok = [mt for mt in metrics if mt in results.columns and pd.to_numeric(results[mt], errors='coerce').notna().any()]
     if len(ok) < len(metrics): warnings.warn(f"no values for metric(s) {[m for m in metrics if m not in ok]}: no bar chart for them")
     with headless():
-        return [_save(plot_fusion_bars(results, mt), out/f'fusion_{mt}.png') for mt in ok]
+        return [save_png(plot_fusion_bars(results, mt), out/f'fusion_{mt}.png') for mt in ok]
 
 # %% ../nbs/14_interpret.ipynb #713a1a25
 class JIFInterpretation(ClassificationInterpretation):

@@ -12,8 +12,8 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone
 from fastcore.script import call_parse
 import jif_fastai
+from .core import atomic_write
 from .data import DatasetSpec
-from .dataloaders import atomic_write
 from .encoders import MetaEncoder
 from .fusion import MMFA, FUSIONS
 from .structures import create_model
@@ -22,7 +22,7 @@ from .datasets import load_dataset
 from .structures import weighted_vote
 from .tables import mean_std, missing_table, fold_rows, plot_missing, decision_markdown, plot_decision_reliability
 from .cv import run_cv, run_grid, load_folds
-from .interpret import plot_fusion_bars, plot_confusion, headless, _save, _subplots
+from .interpret import plot_fusion_bars, plot_confusion, headless, save_png, figure_axes
 
 # %% auto #0
 __all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'META_DESIGNS', 'GRIDS', 'MISSING_RUNS',
@@ -263,13 +263,13 @@ def write_tables(runs:Path, out:Path, settings:dict=None):
     ms = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: mean_std(v.to_frame(), ['bal_acc'])['bal_acc']).unstack('frac')
     atomic_write(out/'ham10000_missing.md', _md(ms.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
     with headless():
-        _save(plot_fusion_bars(folds.rename(columns={'config': 'setup'}), 'bal_acc',
+        save_png(plot_fusion_bars(folds.rename(columns={'config': 'setup'}), 'bal_acc',
                                title='HAM10000, 5 lesion-grouped folds: balanced accuracy'), out/'ham10000_bal_acc.png')
         ref = runs/GRIDS[0]/f"{s['backbone']}-mmfa-jif"
         rs, classes = load_folds(ref), json.loads((ref/'run.json').read_text())['config']['classes']
         P = np.concatenate([weighted_vote(r['probs'], r['decision_weights']) for r in rs]); Y = np.concatenate([r['y'] for r in rs])
-        _save(plot_confusion(P, Y, classes, title='JIF-MMFA, all held-out folds'), out/'ham10000_confusion_jif_mmfa.png')
-        _save(plot_missing(mt, by='config', title='Missing metadata at test time'), out/'ham10000_missing.png')
+        save_png(plot_confusion(P, Y, classes, title='JIF-MMFA, all held-out folds'), out/'ham10000_confusion_jif_mmfa.png')
+        save_png(plot_missing(mt, by='config', title='Missing metadata at test time'), out/'ham10000_missing.png')
 
 # %% ../nbs/17_results.ipynb #1b887872
 def run_results(root:Path, # HAM10000 folder (publisher's layout)
@@ -336,10 +336,10 @@ def write_decision_tables(runs:Path, out:Path) -> pd.DataFrame:
     atomic_write(out/'ham10000_calibration.md', decision_markdown(t[t.frac == 0].assign(decision=t.config),
                                                                   ('ece', 'ece_cal', 'brier', 'brier_cal', 'temperature')))
     with headless():
-        fig, axs = _subplots(1, len(DECISION_RUNS), figsize=(4.2 * len(DECISION_RUNS), 4.2))
+        fig, axs = figure_axes(1, len(DECISION_RUNS), figsize=(4.2 * len(DECISION_RUNS), 4.2))
         for ax, (label, (d, dec)) in zip(axs, DECISION_RUNS.items()):
             plot_decision_reliability(load_folds(runs/d), dec, ax=ax, title=f'{label}, complete metadata')
-        _save(fig, out/'ham10000_reliability.png')
+        save_png(fig, out/'ham10000_reliability.png')
     return t
 
 # %% ../nbs/17_results.ipynb #eaf589f3

@@ -11,7 +11,7 @@ from .structures import weighted_vote
 from .metrics import METRICS, scores, fold_scores, search_weights
 from .calibration import temper, fit_temperature, expected_calibration_error, brier_score, plot_reliability  # also registers ECE, Brier in METRICS
 from .decision import fit_decision
-from .interpret import _subplots
+from .interpret import figure_axes
 
 # %% auto #0
 __all__ = ['choose_weights', 'fold_table', 'with_mean_std', 'fold_rows', 'mean_std', 'results_markdown', 'missing_table',
@@ -92,7 +92,7 @@ def plot_missing(mt:pd.DataFrame, # from `missing_table`
                  by:str=None, # a column of `mt` (e.g. the run): one line of the fused `metric` per value, instead of one per branch
                 ):
     "Mean ± std over folds of `metric` (fused and per branch, or fused per `by`) against the fraction of metadata removed."
-    if ax is None: _, ax = _subplots(figsize=(5.5, 3.6))
+    if ax is None: _, ax = figure_axes(figsize=(5.5, 3.6))
     lines = ([(str(v), t, metric) for v, t in mt.groupby(by, sort=False)] if by else
              [('fused' if c == metric else c[len(metric) + 1:], mt, c) for c in mt.columns if c == metric or c.startswith(f'{metric}_')])
     for label, t, c in lines:

@@ -695,7 +695,7 @@ def test_predict_meta_json_file_broken(capsys, tmp_path):
 # ============================================================================ found by the third round (issue 19)
 
 import os, unicodedata
-from jif_fastai.data import clean_numeric
+from jif_fastai.data import _clean_numeric
 
 def _text_csv(root: Path, text: str, n: int = 4, name='my.csv') -> Path:
     "A CSV written byte for byte from `text`, next to PNGs im/0.png .. im/{n-1}.png."
@@ -761,7 +761,7 @@ def test_numeric_with_units(tmp_path):
     assert df.age.tolist() == [61., 50., 40.] and df.d.tolist() == [5., 7.5, 6.]
     assert any("numeric column 'age' writes the unit 'years' in 2 value(s) (e.g. '61 years'); read as numbers in years" in m for m in w)
     assert any("numeric column 'd' writes the unit 'mm' in 3 value(s)" in m for m in w)
-    with pytest.raises(DatasetError) as e: clean_numeric(pd.Series(['5 mm', '1 cm', '2mm', '0.5cm']), 'my.csv', 'd')
+    with pytest.raises(DatasetError) as e: _clean_numeric(pd.Series(['5 mm', '1 cm', '2mm', '0.5cm']), 'my.csv', 'd')
     assert "my.csv: numeric column 'd' mixes units ['mm', 'cm'] (first in row 0, row 1); convert the values to one unit" in _msg(e)
 
 def test_metadata_column_constant_or_empty(tmp_path):

@@ -232,7 +232,7 @@ def test_save_with_unjsonable_extra_changes_nothing(learn, saved):
     assert json.loads((d / 'config.json').read_text())['folds'] == [0, 1, 2]
 
 def test_atomic_write_crash_keeps_old_file(tmp_path, monkeypatch):
-    from jif_fastai.dataloaders import atomic_write
+    from jif_fastai.core import atomic_write
     f = atomic_write(tmp_path / 'results.csv', 'a,b\n1,2\n')
     def crash(*a, **k): raise KeyboardInterrupt
     monkeypatch.setattr(os, 'replace', crash)

@@ -4,9 +4,9 @@ import numpy as np, pytest, torch, fastai
 import torch.distributed as dist
 import fastai.vision.augment as fa_aug
 from fastai.distributed import DistributedDL
-from jif_fastai import dataloaders as jd
-from jif_fastai.dataloaders import (FASTAI_TESTED, FastaiVersionError, fastai_mismatch, patch_fastai, sync_free_augment,
-                                    _grid_sample_sync_free, ImageMetaDataLoaders, DeviceBatchDL, ImageMetaDL)
+from jif_fastai import core as jc
+from jif_fastai.core import FASTAI_TESTED, FastaiVersionError, fastai_mismatch, patch_fastai
+from jif_fastai.dataloaders import sync_free_augment, _grid_sample_sync_free, ImageMetaDataLoaders, DeviceBatchDL, ImageMetaDL
 from jif_fastai.distributed import GlooSafeDistributedDL, ddp_loaders
 from jif_fastai.sample import make_sample
 from jif_fastai.data import load_pad_ufes20
@@ -17,7 +17,7 @@ STOCK = fa_aug._grid_sample
 def other_fastai(monkeypatch):
     "A fastai version the patches were not written for (and no mismatch reported yet)."
     monkeypatch.setattr(fastai, '__version__', '2.99.0')
-    monkeypatch.setattr(jd, '_warned', set())
+    monkeypatch.setattr(jc, '_warned', set())
 
 @pytest.fixture(scope='module')
 def dls(tmp_path_factory):
@@ -56,7 +56,7 @@ def test_strict_patch_raises_on_other_fastai(other_fastai):
     assert fa_aug._grid_sample is STOCK
 
 def test_missing_or_changed_private(monkeypatch):
-    monkeypatch.setattr(jd, '_warned', set())
+    monkeypatch.setattr(jc, '_warned', set())
     monkeypatch.setattr(fa_aug, '_grid_sample', lambda x, coords, mode='bilinear': x)   # fastai changed its signature
     with pytest.raises(FastaiVersionError, match='differs from'):
         with patch_fastai(fa_aug, '_grid_sample', _grid_sample_sync_free): pass
@@ -108,5 +108,5 @@ def test_overrides_refuse_changed_signature(monkeypatch):
     import fastai.optimizer as fo
     from jif_fastai.callbacks import ForeachSGD
     monkeypatch.setattr(fo.Optimizer, 'zero_grad', lambda self, set_to_none=True: None)
-    monkeypatch.setattr(jd, '_warned', set())
+    monkeypatch.setattr(jc, '_warned', set())
     with pytest.raises(FastaiVersionError, match='differs from'): ForeachSGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
