@@ -19,7 +19,7 @@ from jif_fastai.datasets import load_dataset
 from jif_fastai.cv import fold_plan, train_fold, run_cv, logreg_reference, reference_scores
 from jif_fastai.metrics import scores
 from jif_fastai.tables import fold_rows, mean_std
-from jif_fastai.results import RESULTS_SETTINGS as S, meta_run_kw
+from jif_fastai.results import RESULTS_SETTINGS as S, meta_config
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -28,10 +28,10 @@ RUNS, OUT = Path('runs/pad_meta_design'), Path('results')
 df, spec = load_dataset('pad-ufes-20', '../shared/data/pad-ufes-20', need_images=False)
 plan = fold_plan(df, 'kfold', S['folds'], S['seed'], spec.classes)   # the results run's outer folds
 
-BASE = meta_run_kw('results')   # the results run's PAD settings, as run_cv arguments
+BASE = meta_config('results')   # the results run's PAD settings, a RunConfig
 def cand(recipe=None, enc=None, **kw):
-    "A candidate: the base run_cv arguments with a recipe, encoder (create_model kwargs) and other settings changed."
-    return {**BASE, **(recipe or {}), **kw, 'model_kw': dict(enc or {})}
+    "A candidate: the base RunConfig with a recipe, encoder (create_model kwargs) and other settings changed."
+    return BASE.replace(**(recipe or {}), **kw, model_kw=dict(enc or {}))
 
 RECIPES = {  # stage 1: optimiser, schedule and peak learning rate, today's encoder
     'sgd-cos-1e-2': {}, 'sgd-cos-3e-2': dict(lr=3e-2), 'sgd-cos-1e-1': dict(lr=1e-1),
@@ -48,22 +48,16 @@ def inner_plan(k:int) -> tuple:
     sub = df.iloc[plan[k]['train']].reset_index(drop=True)
     return sub, fold_plan(sub, 'kfold', 5, S['seed'] + 100 + k, spec.classes)[:1]
 
-def cfg_of(kw:dict) -> dict:
-    "The run configuration train_fold reads (as run_cv builds it)."
-    return dict(seed=kw['seed'], size=kw['size'], bs=kw['bs'], backbone=kw['backbone'], fusion=kw['fusion'], structure=kw['structure'], opt=kw['opt'],
-                wd=kw['wd'], pretrained=False, lam=kw['lam'], decision_weights=None, model_kw=kw['model_kw'], loss_weighting='fixed',
-                schedule=kw['schedule'], epochs=kw['epochs'], lr=kw['lr'], frozen=False, views=1, missing_fracs=[0.])
-
-def inner_score(name:str, kw:dict, done:dict) -> float:
+def inner_score(name:str, c, done:dict) -> float:
     "Mean balanced accuracy over the five outer folds' inner validation splits (trained on inner train only)."
-    what = {k: kw[k] for k in ('opt', 'schedule', 'lr', 'wd', 'epochs', 'model_kw')}
+    what = {k: getattr(c, k) for k in ('opt', 'schedule', 'lr', 'wd', 'epochs', 'model_kw')}
     same = [v for v in done.values() if json.dumps(v['kw'], sort_keys=True, default=list) == json.dumps(what, sort_keys=True, default=list)]
     if same: return same[0]['bal_acc']   # the same settings under another stage's name: trained once
     t, accs = time.time(), []
     for k in range(len(plan)):
         sub, ip = inner_plan(k)
         out = RUNS/'inner'/name/f'outer_{k}'
-        train_fold(sub, spec, ip, 0, cfg_of(kw), out, np.zeros((len(sub), 3, 0, 0), np.uint8), 'cpu')
+        train_fold(sub, spec, ip, 0, c.replace(missing_fracs=(0.,)), out, np.zeros((len(sub), 3, 0, 0), np.uint8), 'cpu')
         f = np.load(out/'folds'/'fold_0.npz')
         accs.append(scores(f['y'], f['probs'][:, 0])['bal_acc'])
     done[name] = dict(bal_acc=float(np.mean(accs)), std=float(np.std(accs, ddof=1)), folds=[float(a) for a in accs],
@@ -91,15 +85,15 @@ r = best_of(RECIPES, lambda v: cand(v), done, 'recipe/')
 e = best_of(ENCODERS, lambda v: cand(RECIPES[r], v), done, f'{r}/enc/')
 b = best_of(BUDGETS, lambda v: cand(RECIPES[r], ENCODERS[e], **v), done, f'{r}/{e}/budget/')
 chosen = cand(RECIPES[r], ENCODERS[e], **BUDGETS[b])
-print('chosen:', r, e, b, json.dumps({k: chosen[k] for k in ('opt', 'schedule', 'lr', 'wd', 'epochs', 'model_kw')}, default=list), flush=True)
+print('chosen:', r, e, b, json.dumps({k: getattr(chosen, k) for k in ('opt', 'schedule', 'lr', 'wd', 'epochs', 'model_kw')}, default=list), flush=True)
 
 # outer folds: the chosen design and today's (the results run's) through run_cv; the references on the same folds
 outer = {}
-outer['metadata branch, chosen design'] = fold_rows(run_cv((df, spec), out_dir=RUNS/'outer'/'chosen', progress=False, pictures=False,
-                                                          missing_fracs=(0.,), **chosen))
+outer['metadata branch, chosen design'] = fold_rows(run_cv((df, spec), chosen, out_dir=RUNS/'outer'/'chosen', progress=False, pictures=False,
+                                                          missing_fracs=(0.,)))
 if '--with-results-design' in sys.argv:   # today's design again, on this machine (its committed numbers: results/pad_ufes20_meta.md)
-    outer['metadata branch, results-run design'] = fold_rows(run_cv((df, spec), out_dir=RUNS/'outer'/'results', progress=False,
-                                                                    pictures=False, missing_fracs=(0.,), **BASE))
+    outer['metadata branch, results-run design'] = fold_rows(run_cv((df, spec), BASE, out_dir=RUNS/'outer'/'results', progress=False,
+                                                                    pictures=False, missing_fracs=(0.,)))
 outer['logistic regression (class-balanced)'] = fold_rows(logreg_reference(df, spec, plan))
 gbt = lambda: HistGradientBoostingClassifier(class_weight='balanced', random_state=0)
 refs = {'reference: logistic regression (class-balanced)': inner_reference(lambda: LogisticRegression(class_weight='balanced', max_iter=5000)),

@@ -11,14 +11,14 @@ df, spec = load_dataset('ham10000', '../shared/data/ham10000')
 sub = canary_slice(df, spec, 300)   # first 300 images of each class in file order (fewer for df, vasc)
 print(len(sub), sub.label.value_counts().to_dict(), flush=True)
 kw = dict(folds=5, epochs=S['epochs'], bs=S['bs'], lr=S['lr'], schedule=S['schedule'], opt=S['opt'], wd=S['wd'], size=S['size'],
-          seed=0, lam=S['lam'], frozen=True, views=1, progress=False, pictures=False)
+          seed=0, lam=S['lam'], frozen=True, views=1)
 out = {}
 only = sys.argv[2] if len(sys.argv) > 2 else None
 for name, extra in (('pretrained (lite0 ImageNet file)', dict(weights_file=Path('../shared/weights/tf_efficientnet_lite0_timm.safetensors'))),
                     ('random init', dict(pretrained=False))):
     if only and not name.startswith(only): continue
     t = time.time()
-    r = fold_rows(run_cv((sub, spec), 'tf_efficientnet_lite0', 'mmfa', 'jif', out_dir=f'runs/pretrained_vs_random/{name.split()[0]}', **kw, **extra))
+    r = fold_rows(run_cv((sub, spec), backbone='tf_efficientnet_lite0', out_dir=f'runs/pretrained_vs_random/{name.split()[0]}', progress=False, pictures=False, **kw, **extra))
     out[name] = dict(**mean_std(r, ['bal_acc', 'accuracy', 'auc', 'bal_acc_image', 'bal_acc_meta']), seconds=round(time.time() - t))
     print(name, out[name], flush=True)
 Path(f'runs/pretrained_vs_random/summary_{only}.json').write_text(json.dumps(dict(rows=len(sub), results=out), indent=1))

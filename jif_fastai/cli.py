@@ -6,46 +6,38 @@ Docs: https://jif-fastai.github.io/jif_fastai/cli.html.md"""
 
 # %% ../nbs/18_cli.ipynb #ed057da7
 from __future__ import annotations
-import argparse, importlib, inspect, json, sys, tempfile, warnings
+import argparse, importlib, inspect, json, sys, tempfile, typing, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai import noise
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 import numpy as np, pandas as pd, torch
+from fastcore.docments import docments
 from fastcore.script import call_parse, anno_parser
 import jif_fastai
-from .data import DatasetError, read_table
+from .data import DatasetError, read_table, check_meta_names
 from .encoders import WeightsUnavailableError
-from .learner import OPTIMIZERS, SCHEDULES
 from .inference import load_jif, ModelFileError
 from .sample import make_sample
 from .datasets import DATASETS
-from .structures import LOSS_WEIGHTINGS
-from .cv import SPLITS, RunConfigError, run_cv, run_grid, check_grid
-from .decision import DECISIONS
+from .cv import RunConfig, SettingError, CHOICES, RunConfigError, TrainingError, run_cv, run_grid, config_grid
 
 # %% auto #0
-__all__ = ['RUN_CV', 'PRESETS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
-           'check_writable', 'check_flags', 'load_kw', 'check_device', 'check_values', 'check_weights', 'Choice',
-           'Flag', 'train', 'read_meta', 'predict', 'sample', 'main']
+__all__ = ['PRESETS', 'CLI_SETTINGS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
+           'check_writable', 'load_kw', 'check_machine', 'parse_weights', 'Choice', 'Flag', 'config_flags', 'train',
+           'read_meta', 'predict', 'sample', 'main']
 
 # %% ../nbs/18_cli.ipynb #952d173c
-RUN_CV = {k: p.default for k, p in inspect.signature(run_cv).parameters.items()}  # the library's defaults: the only copy
-
-# %% ../nbs/18_cli.ipynb #2d5fd4f7
-def _preset(**changes) -> dict:
-    "The settings a preset fixes: `run_cv`'s defaults, with `changes`."
-    return {k: changes.get(k, RUN_CV[k]) for k in ('backbone', 'size', 'folds', 'epochs', 'bs', 'lr', 'schedule', 'opt', 'pretrained')}
-
 PRESETS = {
-    'sample': _preset(),  # run_cv's defaults are sized for the embedded sample on a CPU
-    'paper':  _preset(backbone='resnet50', size=224, epochs=30, lr=1e-2, schedule='cosine', opt='sgd', pretrained=True),
+    'sample': RunConfig(),  # `RunConfig`'s defaults are sized for the embedded sample on a CPU
+    'paper':  RunConfig(backbone='resnet50', size=224, epochs=30, lr=1e-2, schedule='cosine', opt='sgd', pretrained=True),
 }
 
 # %% ../nbs/18_cli.ipynb #f2f0fb5d
 def preset_default(k:str) -> str:
-    "' (default: ...)' for the help of flag `k`: its value in both presets."
+    "' (default: ...)' for the help of setting `k`: its value in both presets."
     fmt = lambda v: ('yes' if v else 'no') if isinstance(v, bool) else f'{v:g}' if isinstance(v, float) else str(v)
-    s, p = fmt(PRESETS['sample'][k]), fmt(PRESETS['paper'][k])
+    s, p = (fmt(getattr(PRESETS[n], k)) for n in ('sample', 'paper'))
     return f" (default: {s if s == p else f'{s} on the sample, {p} otherwise'})"
 
 # %% ../nbs/18_cli.ipynb #04961bad
@@ -58,19 +50,19 @@ def _list(s) -> list:
     return [] if s is None else [x.strip() for x in str(s).split(',') if x.strip()]
 
 def resolve_preset(on_sample:bool, **flags) -> tuple:
-    "(preset name, settings): the sample's or the paper's preset, overridden by the flags that are not None."
+    "(preset name, its `RunConfig` changed by the flags that are not None): the sample's or the paper's."
     name = 'sample' if on_sample else 'paper'
-    return name, {k: (v if flags.get(k) is None else flags[k]) for k, v in PRESETS[name].items()}
+    return name, PRESETS[name].replace(**{k: v for k, v in flags.items() if v is not None})
 
 # %% ../nbs/18_cli.ipynb #76d171c5
-def describe(name:str, s:dict, changed=(), weights_file=None, frozen=False) -> str:
+def describe(name:str, c:RunConfig, changed=()) -> str:
     "One line saying which preset (and which of its values the flags `changed`) and settings a run uses."
     note = ' (no --root: the embedded sample)' if name == 'sample' else ''
-    note += f" with {', '.join(f'--{k}' for k in changed)} from the command line" if changed else ''
-    return (f"{name} settings{note}: {s['backbone']} at "
-            f"{s['size']} px, {'weights ' + Path(weights_file).name if weights_file else 'ImageNet weights' if s['pretrained'] else 'random init'}"
-            f"{' (frozen)' if frozen else ''}, {s['folds']} folds x "
-            f"{s['epochs']} epochs, {s['opt']} + {s['schedule']} lr {s['lr']:g}, batch {s['bs']}")
+    note += f" with {', '.join('--' + k.replace('_', '-') for k in changed)} from the command line" if changed else ''
+    start = 'weights ' + Path(c.weights_file).name if c.weights_file else 'ImageNet weights' if c.pretrained else 'random init'
+    cache = f' (stages from {c.train_from} trained)' if c.train_from is not None else ' (frozen)' if c.frozen else ''
+    return (f"{name} settings{note}: {c.backbone} at {c.size} px, {start}{cache}, {c.folds} folds x {c.epochs} epochs, "
+            f"{c.opt} + {c.schedule} lr {c.lr:g}, batch {c.bs}")
 
 # %% ../nbs/18_cli.ipynb #b795deee
 def check_writable(out:Path) -> Path:
@@ -84,8 +76,8 @@ def check_writable(out:Path) -> Path:
     return out
 
 # %% ../nbs/18_cli.ipynb #c0234bb5
-def check_flags(dataset:str, root, split:str, classes, csv, image_col, label_col, cat, cont, group_col) -> None:
-    "Raise `UsageError` for flags that do not fit `dataset`."
+def load_kw(dataset:str, root:Path, split:str, classes:str, csv:Path, image_col:str, label_col:str, cat:str, cont:str, group_col:str) -> dict:
+    "Loader keyword arguments from the dataset flags; `UsageError` for flags that do not fit `dataset`."
     if split == 'official' and dataset != 'derm7pt':
         raise UsageError(f"--split official needs --dataset derm7pt (only derm7pt ships an official split), not {dataset}")
     csv_flags = {'--csv': csv, '--image-col': image_col, '--label-col': label_col, '--cat': cat, '--cont': cont, '--group-col': group_col}
@@ -96,22 +88,21 @@ def check_flags(dataset:str, root, split:str, classes, csv, image_col, label_col
     if dataset == 'csv' and not (_list(cat) or _list(cont)): raise UsageError("--dataset csv needs --cat or --cont (at least one metadata column)")
     if root is None and dataset not in ('pad-ufes-20', 'csv'): raise UsageError(f"--dataset {dataset} needs --root (its folder)")
     if root is not None and not Path(root).is_dir(): raise UsageError(f"--root {root}: no such folder")
-
-# %% ../nbs/18_cli.ipynb #b3659f36
-def load_kw(dataset:str, classes, csv, image_col, label_col, cat, cont, group_col) -> dict:
-    "Loader keyword arguments from the dataset-specific flags."
-    kw = dict(classes=_list(classes)) if classes else {}
-    if dataset == 'csv': return dict(csv=csv, image_col=image_col, label_col=label_col, cat_names=_list(cat),
-                                     cont_names=_list(cont), group_col=group_col, **kw)
-    return kw
+    cl = _list(classes)
+    dup = [c for c in dict.fromkeys(cl) if cl.count(c) > 1]
+    if dup: raise UsageError(f"--classes {classes}: {dup} listed more than once; list each class once")
+    if classes is not None and len(cl) < 2: raise UsageError(f"--classes {classes}: one class; a classifier needs at least two")
+    kw = dict(classes=cl) if classes else {}
+    if dataset != 'csv': return kw
+    check_meta_names(_list(cat), _list(cont), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
+    return dict(csv=csv, image_col=image_col, label_col=label_col, cat_names=_list(cat), cont_names=_list(cont), group_col=group_col, **kw)
 
 # %% ../nbs/18_cli.ipynb #c21d4789
-from .cv import TrainingError, check_settings
-from .structures import get_structure
-from .data import check_meta_names
-
-def check_device(device:str) -> None:
-    "Raise `UsageError` unless `device` (None: automatic) names a device torch knows and this machine has."
+def check_machine(device:str, # 'cpu', 'cuda', 'cuda:1', 'mps' (None: automatic)
+                  threads:int=None, # torch CPU threads (None: torch's choice)
+                 ) -> None:
+    "Raise `UsageError` unless `device` names a device torch knows and this machine has, and `threads` is >= 1."
+    if threads is not None and threads < 1: raise UsageError(f"--threads {threads}: must be an integer >= 1")
     if device is None: return
     try: d = torch.device(device)
     except (RuntimeError, TypeError, ValueError): raise UsageError(f"--device {device}: not a device name torch knows; use cpu, cuda, cuda:1 or mps") from None
@@ -121,30 +112,12 @@ def check_device(device:str) -> None:
     if d.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError(f"--device {device}: Apple MPS is not available here; use --device cpu")
     if d.type not in ('cpu', 'cuda', 'mps'): raise UsageError(f"--device {device}: use cpu, cuda or mps")
 
-# %% ../nbs/18_cli.ipynb #cc922e13
-def check_values(s:dict, # the resolved settings (preset + flags)
-                 split:str, seed:int, lam:float, threads:int, classes:str, frozen:bool=False, views:int=1, meta_dropout:float=0.) -> None:
-    "Raise `UsageError` naming the first flag outside its valid range."
-    try: check_settings('--', split, frozen, epochs=s['epochs'], bs=s['bs'], lr=s['lr'], size=s['size'], seed=seed, lam=lam,
-                        folds=s['folds'], views=views, meta_dropout=meta_dropout)
-    except ValueError as e: raise UsageError(str(e)) from e
-    if threads is not None and threads < 1: raise UsageError(f"--threads {threads}: must be an integer >= 1")
-    cl = _list(classes)
-    dup = [c for c in dict.fromkeys(cl) if cl.count(c) > 1]
-    if dup: raise UsageError(f"--classes {classes}: {dup} listed more than once; list each class once")
-    if classes is not None and len(cl) < 2: raise UsageError(f"--classes {classes}: one class; a classifier needs at least two")
-
 # %% ../nbs/18_cli.ipynb #269253a0
-def check_weights(decision_weights:str, # --decision-weights
-                  structures:list, lam:float) -> list:
-    "Parse `decision_weights` and check it fits every structure (one weight per branch, >= 0, positive sum)."
+def parse_weights(decision_weights:str) -> tuple:
+    "`--decision-weights` as numbers (None if not given); whether they fit a structure is `RunConfig`'s check."
     if decision_weights is None: return None
-    try: w = [float(x) for x in _list(decision_weights)]
+    try: return tuple(float(x) for x in _list(decision_weights))
     except ValueError: raise UsageError(f"--decision-weights {decision_weights}: must be comma-separated numbers, e.g. 0.5,0.25,0.25") from None
-    for st in structures:
-        try: get_structure(st, lam, w)
-        except ValueError as e: raise UsageError(f"--decision-weights {decision_weights} with --structure {st}: {e}") from None
-    return w
 
 # %% ../nbs/18_cli.ipynb #7c741601
 def Choice(help:str, choices) -> type:
@@ -156,33 +129,39 @@ def Flag(help:str) -> type:
     "Annotation of a `--x/--no-x` option."
     return Annotated[bool, help, {'action': argparse.BooleanOptionalAction}]
 
+# %% ../nbs/18_cli.ipynb #cfl00001
+CLI_SETTINGS = [f.name for f in fields(RunConfig) if f.name not in ('backbone', 'fusion', 'structure', 'decision_weights', 'missing_fracs', 'model_kw')]  # `RunConfig` fields that are `train` flags as they are (the others are lists, or Python only)
+
+def config_flags(f):
+    "Decorator: each field of `CLI_SETTINGS` becomes a keyword of `f` (a flag, default None: the preset's), its docment the help."
+    docs, types = docments(RunConfig), typing.get_type_hints(RunConfig)
+    def anno(k):
+        h = docs[k] + preset_default(k)
+        return Flag(h) if types[k] is bool else Choice(h, CHOICES[k]) if k in CHOICES else Annotated[types[k], h]
+    sig = inspect.signature(f, eval_str=True)   # the annotations as objects, as argparse needs them
+    ps = [p for p in sig.parameters.values() if p.kind != p.VAR_KEYWORD]
+    f.__signature__ = sig.replace(parameters=ps + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=anno(k))
+                                                   for k in CLI_SETTINGS])
+    return f
+
 # %% ../nbs/18_cli.ipynb #5b4faabf
+def _run_summary(out:Path, grid:bool) -> str:
+    "What `train` prints after the run: the results tables of `out` and where the files are."
+    if grid: return f"\n{(out/'grid.md').read_text()}\nresults: {out}/grid.csv, one folder per configuration"
+    decisions = (out/'decisions.md').read_text() if (out/'decisions.md').is_file() else None
+    return (f"\n{(out/'results.md').read_text()}\nmetadata removed at test time (balanced accuracy):\n"
+            f"{(out/'missing.md').read_text()}\nreference: {(out/'reference.md').read_text()}\nresults: {out}/results.csv, models: {out}/models/"
+            + (f"\ndecisions (fixed, searched, adaptive; ECE before/after temperature scaling):\n{decisions}" if decisions else ''))
+
 @call_parse
-def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
+@config_flags
+def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           root:Path=None, # dataset folder in its publisher's layout (default: the embedded sample)
           backbone:Annotated[str, 'timm backbone(s), comma-separated' + preset_default('backbone')]=None,
-          fusion:str=RUN_CV['fusion'], # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
-          structure:str=RUN_CV['structure'], # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
-          folds:Annotated[int, 'number of patient-grouped folds' + preset_default('folds')]=None,
-          epochs:Annotated[int, 'epochs per fold' + preset_default('epochs')]=None,
-          bs:Annotated[int, 'batch size' + preset_default('bs')]=None,
-          lr:Annotated[float, 'peak learning rate' + preset_default('lr')]=None,
-          schedule:Choice('learning-rate schedule' + preset_default('schedule'), SCHEDULES)=None,
-          opt:Choice('optimiser' + preset_default('opt'), list(OPTIMIZERS))=None,
-          size:Annotated[int, 'image side in pixels' + preset_default('size')]=None,
-          pretrained:Flag('ImageNet weights for the backbone' + preset_default('pretrained'))=None,
-          weights_file:Path=None, # local backbone weights (.safetensors/.pth with timm key names) instead of downloading
-          frozen:Flag('train on the frozen backbone\'s cached features (fast on a CPU; see the frozen chapter)')=RUN_CV['frozen'],
-          views:int=RUN_CV['views'], # with --frozen: cached views per image, 1-8 (identity, flips, rotations)
-          split:Choice("'kfold' (grouped, stratified) or 'official' (derm7pt: train on train, pick on valid, report on test)", SPLITS)=RUN_CV['split'],
-          seed:int=RUN_CV['seed'], # seed of the folds and of training
-          out:Path=None, # run folder (default: runs/<dataset>-<structure>-<fusion>-<backbone>)
-          lam:float=RUN_CV['lam'], # JIF loss weight of the image-only and metadata-only branches
-          loss_weighting:Choice("'fixed' (lam) or 'uncertainty' (learned, Kendall et al. 2018)", LOSS_WEIGHTINGS)=RUN_CV['loss_weighting'],
+          fusion:str='mmfa', # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
+          structure:str='jif', # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
           decision_weights:str=None, # fixed test-time weights per branch, comma-separated (default equal)
-          decision:Choice("test-time decision the saved models use: 'fixed' (--decision-weights, default equal), 'searched' or 'adaptive' (per patient), both fitted on each fold's training part", DECISIONS)=RUN_CV['decision'],
-          calibrate:Flag('save a temperature with each model (fitted on its training part); predict applies it')=RUN_CV['calibrate'],
-          meta_dropout:float=RUN_CV['meta_dropout'], # chance that each metadata field of a training row is blanked (0: off)
+          out:Path=None, # run folder (default: runs/<dataset>-<structure>-<fusion>-<backbone>)
           classes:str=None, # classes to keep, comma-separated (e.g. MEL,NV; default all)
           csv:Path=None, # csv: the table, one row per image
           image_col:str=None, # csv: column with image paths (relative to --root, default the CSV's folder)
@@ -192,41 +171,20 @@ def train(dataset:Choice('dataset layout', DATASETS)=RUN_CV['dataset'],
           group_col:str=None, # csv: patient/lesion column for grouped folds (default: each image alone)
           threads:int=None, # CPU threads for torch (default: torch's choice)
           device:str=None, # 'cpu', 'cuda', ... (default: GPU if available)
-          pictures:Flag('save pictures of each fold and run (needs jif_fastai.interpret)')=RUN_CV['pictures'],
-         ):
+          pictures:Flag('save pictures of each fold and run')=True,
+          **settings): # `RunConfig` fields (`CLI_SETTINGS`); None: the preset's
     "Cross-validate JIF-MMFA (or an ablation grid) and print the results table."
-    check_flags(dataset, root, split, classes, csv, image_col, label_col, cat, cont, group_col)
-    if weights_file is not None and not Path(weights_file).is_file(): raise UsageError(f"--weights-file {weights_file}: no such file")
-    name, s = resolve_preset(root is None and dataset == 'pad-ufes-20', backbone=backbone, size=size, folds=folds, epochs=epochs, bs=bs, lr=lr,
-                             schedule=schedule, opt=opt, pretrained=pretrained)
-    check_values(s, split, seed, lam, threads, classes, frozen, views, meta_dropout)
-    check_device(device)
-    if decision != 'fixed' and decision_weights is not None: raise UsageError(f"--decision-weights applies to --decision fixed, not {decision}")
-    if dataset == 'csv': check_meta_names(_list(cat), _list(cont), {'image (--image-col)': image_col, 'label (--label-col)': label_col}, csv)
-    bbs, fus, sts = _list(s['backbone']), _list(fusion), _list(structure)
-    for flag, names in (('--backbone', bbs), ('--fusion', fus), ('--structure', sts)):
-        if not names: raise UsageError(f"{flag}: no name given; give at least one (comma-separated)")
-    try: runs = check_grid(bbs, fus, sts, s['schedule'], s['opt'], loss_weighting, split)   # the library's check, before --out is created
-    except ValueError as e: raise UsageError(str(e)) from e
-    dw = check_weights(decision_weights, sts, lam)
-    grid = len(runs) > 1   # distinct runs: `--structure image` trains once whatever the fusions
-    b, f, st = runs[0]
-    out = check_writable(out or Path('runs')/(f'grid-{dataset}' if grid else f"{dataset}-{st}-{f}-{b}"))
+    data = load_kw(dataset, root, settings.get('split'), classes, csv, image_col, label_col, cat, cont, group_col)
+    check_machine(device, threads)
+    name, base = resolve_preset(root is None and dataset == 'pad-ufes-20', **settings)
+    runs = config_grid(base, None if backbone is None else _list(backbone), _list(fusion), _list(structure),
+                       decision_weights=parse_weights(decision_weights))
+    c = runs[0]; out = check_writable(out or Path('runs')/(f'grid-{dataset}' if len(runs) > 1 else f"{dataset}-{c.structure}-{c.fusion}-{c.backbone}"))
     if threads: torch.set_num_threads(threads)
-    print(describe(name, s, [k for k, v in s.items() if v != PRESETS[name][k]], weights_file, frozen))
-    kw = dict({k: v for k, v in s.items() if k != 'backbone'}, root=root, weights_file=weights_file, frozen=frozen, views=views,
-              seed=seed, split=split, lam=lam, loss_weighting=loss_weighting, decision_weights=dw, device=device, pictures=pictures,
-              decision=decision, calibrate=calibrate, meta_dropout=meta_dropout,
-              load_kw=load_kw(dataset, classes, csv, image_col, label_col, cat, cont, group_col))
-    if grid:
-        res = run_grid(dataset, bbs, fus, sts, out_dir=out, **kw)
-        print(f"\n{(out/'grid.md').read_text()}\nresults: {out}/grid.csv, one folder per configuration")
-    else:
-        res = run_cv(dataset, *runs[0], out_dir=out, **kw)
-        print(f"\n{(out/'results.md').read_text()}\nmetadata removed at test time (balanced accuracy):\n"
-              f"{(out/'missing.md').read_text()}\nreference: {(out/'reference.md').read_text()}\n"
-              f"results: {out}/results.csv, models: {out}/models/" + (f"\ndecisions (fixed, searched, adaptive; ECE before/after temperature scaling):\n"
-              f"{(out/'decisions.md').read_text()}" if (out/'decisions.md').is_file() else ''))
+    print(describe(name, base, [k for k, v in settings.items() if v is not None and v != getattr(PRESETS[name], k)]))
+    kw = dict(out_dir=out, root=root, load_kw=data, device=device, pictures=pictures)
+    res = run_grid(dataset, runs, **kw) if len(runs) > 1 else run_cv(dataset, c, **kw)
+    print(_run_summary(out, len(runs) > 1))
     return res
 
 # %% ../nbs/18_cli.ipynb #8fe898c0
@@ -294,7 +252,8 @@ def sample(out:Annotated[Path, "folder to create (must not exist, or be empty)",
     if n_images < 60: raise UsageError(f"--n-images {n_images}: must be an integer >= 60 (fewer cannot fill the suggested 5 folds x 6 classes)")
     if size < 8 and not full_size: raise UsageError(f"--size {size}: must be an integer >= 8 (pixels)")
     root = make_sample(out, n_images=n_images, size=size, seed=seed, full_size=full_size)
-    flags = ' '.join(f'--{k}' if v is True else f'--no-{k}' if v is False else f'--{k} {v}' for k, v in PRESETS['sample'].items())
+    sample = {f.name: getattr(PRESETS['sample'], f.name) for f in fields(RunConfig) if getattr(PRESETS['sample'], f.name) != getattr(PRESETS['paper'], f.name)}
+    flags = ' '.join(f'--{k}' if v is True else f'--no-{k}' if v is False else f'--{k} {v}' for k, v in sample.items())   # what --root would change
     print(f"wrote {n_images} images + metadata.csv to {root}\ntrain on it: jif-fastai train --root {root} {flags}")  # --root: not the preset
     return root
 
@@ -312,13 +271,12 @@ COMMANDS = {
 }
 
 # %% ../nbs/18_cli.ipynb #fd54df27
-ERRORS = (UsageError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError, TrainingError, AppUnavailableError)
+ERRORS = (UsageError, SettingError, DatasetError, RunConfigError, ModelFileError, WeightsUnavailableError, FileExistsError, FileNotFoundError, TrainingError, AppUnavailableError)
 
 # %% ../nbs/18_cli.ipynb #304801c9
 def _command(name:str):
-    "The function registered as `name`, or None when its module is not installed."
+    "The function registered as `name` (its module is imported now)."
     mod, fn = COMMANDS[name].split(':')
-    if importlib.util.find_spec(mod) is None: return None
     return getattr(importlib.import_module(mod), fn)
 
 def _fail(prog:str, msg) -> None:
@@ -329,10 +287,7 @@ def _fail(prog:str, msg) -> None:
 def _usage() -> str:
     lines = [f"usage: jif-fastai {{{','.join(COMMANDS)}}} [-h] ...", '',
              'JIF-MMFA skin-lesion classification from images + patient metadata (fastai + timm).', '', 'commands:']
-    for k, v in COMMANDS.items():
-        available = importlib.util.find_spec(v.split(':')[0]) is not None
-        doc = (getattr(_command(k), '__doc__', '') or '').strip().splitlines()[0] if available else '(not installed)'
-        lines.append(f'  {k:9}{doc}')
+    lines += [f"  {k:9}{(_command(k).__doc__ or '').strip().splitlines()[0]}" for k in COMMANDS]
     return '\n'.join(lines + ['', "'jif-fastai COMMAND --help' lists a command's options."])
 
 def main(argv:list=None) -> int:
@@ -345,14 +300,13 @@ def main(argv:list=None) -> int:
     cmd, prog = argv[0], f'jif-fastai {argv[0]}'
     if cmd not in COMMANDS: _fail('jif-fastai', f"unknown command {cmd!r}; choose one of {', '.join(COMMANDS)}")
     func = _command(cmd)
-    if func is None: _fail('jif-fastai', f"command {cmd!r} is not available in this installation")
     func = getattr(func, '__wrapped__', func)
     p = anno_parser(func, prog=prog)
     p.error = lambda msg: _fail(prog, msg)
     args = vars(p.parse_args(argv[1:]))
     args.pop('pdb', None); args.pop('xtra', None)
     try: func(**args)
-    except ERRORS as e: _fail(prog, e)
+    except ERRORS as e: _fail(prog, e.flag() if isinstance(e, SettingError) else e)
     except KeyboardInterrupt:   # Ctrl-C: one line, no traceback; every file is written atomically, finished folds are kept
         print(f"{prog}: interrupted" + ("; finished folds are saved: run the same command again to resume" if cmd == 'train' else ''), file=sys.stderr)
         sys.exit(130)

@@ -6,18 +6,20 @@ Docs: https://jif-fastai.github.io/jif_fastai/cv.html.md"""
 
 # %% ../nbs/16_cv.ipynb #9b9532a6
 from __future__ import annotations
-import hashlib, inspect, io, json, time, warnings
+import dataclasses, hashlib, inspect, io, itertools, json, re, time, warnings
+from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np, pandas as pd
-from fastcore.basics import ifnone, listify
+from fastcore.basics import ifnone, listify, first
+from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 import matplotlib.pyplot as plt
 import jif_fastai
-from .core import jsonable
+from .core import jsonable, atomic_write
 from .data import DatasetSpec, DatasetError, kfold_splits, official_splits
 from .datasets import load_dataset
-from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size, atomic_write
+from .dataloaders import ImageMetaDataLoaders, ImageCache, default_cache_size
 from .encoders import check_backbone, weights_origin
 from . import frozen as _frozen  # Learner.fit_frozen
 from .frozen import VIEWS
@@ -30,13 +32,15 @@ from .inference import export_jif, load_jif, save_decision
 from .decision import DECISIONS, MetaDropout
 from .tables import fold_table, with_mean_std, results_markdown, missing_table, plot_missing, fold_rows, mean_std
 from .tables import training_parts, fit_calibrated, decision_table, decision_markdown, plot_decision_reliability
+from .interpret import save_fold_pictures, save_run_pictures
 
 # %% auto #0
-__all__ = ['SPLITS', 'LOCK_NAME', 'RUN_KEY_DEFAULTS', 'SETTINGS', 'fold_plan', 'drop_metadata', 'missing_meta_probs',
-           'missing_meta_eval', 'train_fold', 'RunConfigError', 'data_fingerprint', 'check_run_dir', 'fold_done',
-           'load_folds', 'summarise_decisions', 'summarise', 'run_images', 'meta_features', 'reference_scores',
-           'logreg_reference', 'TrainingError', 'check_settings', 'check_trainable', 'check_batches', 'TrainingGuard',
-           'run_lock', 'locked_run', 'check_choices', 'check_grid', 'save_decisions', 'run_data', 'run_cv', 'run_grid']
+__all__ = ['SPLITS', 'SETTINGS', 'CHOICES', 'LOCK_NAME', 'RUN_KEY_DEFAULTS', 'fold_plan', 'drop_metadata', 'missing_meta_probs',
+           'missing_meta_eval', 'SettingError', 'RunConfig', 'config_kwargs', 'train_fold', 'RunConfigError',
+           'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise_decisions', 'summarise',
+           'run_images', 'meta_features', 'reference_scores', 'logreg_reference', 'TrainingError', 'check_trainable',
+           'check_batches', 'TrainingGuard', 'run_lock', 'locked_run', 'config_grid', 'save_decisions', 'run_data',
+           'run_cv', 'run_grid']
 
 # %% ../nbs/16_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -110,6 +114,109 @@ def _frac_scores(y, per, fracs, predictor) -> list:
     "One dict of fused and per-branch scores per fraction, from the (F,N,K,C) probabilities `per`."
     return [dict(frac=float(f), **fold_scores(y, p, predictor.model.branches, predictor.cfg['decision_weights'])) for f, p in zip(fracs, per)]
 
+# %% ../nbs/16_cv.ipynb #cfg00002
+class SettingError(ValueError):
+    "A run setting outside its valid values; `name` is the setting (the command line shows it as its flag)."
+    def __init__(self, msg:str, name:str): super().__init__(msg); self.name = name
+    def flag(self) -> str:
+        "The message with the setting written as its command-line flag."
+        return re.sub(rf'^{self.name}\b', f"--{self.name.replace('_', '-')}", str(self))
+
+# %% ../nbs/16_cv.ipynb #6575276e
+def _int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+def _num(v): return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
+
+SETTINGS = {  # `RunConfig` field: (is it valid?, what a valid value is)
+    'epochs': (lambda v: _int(v) and v >= 1, 'an integer >= 1 (0 epochs would score untrained models)'),
+    'bs': (lambda v: _int(v) and v >= 2, 'an integer >= 2 (batch norm needs two rows per batch)'),
+    'lr': (lambda v: _num(v) and v > 0, 'a number > 0, e.g. 3e-3'),
+    'size': (lambda v: _int(v) and v >= 8, 'an integer >= 8 (pixels)'),
+    'folds': (lambda v: _int(v) and v >= 2, 'an integer >= 2 (each fold needs other folds to train on)'),
+    'seed': (lambda v: _int(v) and 0 <= v < 2**31, 'an integer in [0, 2**31)'),
+    'lam': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
+    'wd': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
+    'weight_step': (lambda v: _num(v) and 0 < v <= 1, 'a number in (0, 1], e.g. 0.1'),
+    'meta_dropout': (lambda v: _num(v) and 0 <= v < 1, 'a number in [0, 1), e.g. 0.3 (the chance that a training field is blanked)'),
+    'views': (lambda v: _int(v) and 1 <= v <= len(VIEWS), f'an integer from 1 to {len(VIEWS)} (the identity, then flips and rotations: `VIEWS`)'),
+    'train_from': (lambda v: v is None or _int(v), 'None or an integer: the first trained backbone stage (-1: the last)'),
+}
+CHOICES = dict(fusion=FUSIONS, structure=STRUCTURES, schedule=SCHEDULES, opt=OPTIMIZERS, loss_weighting=LOSS_WEIGHTINGS,
+               split=SPLITS, decision=DECISIONS)   # `RunConfig` field: the registry its value is a key of
+
+# %% ../nbs/16_cv.ipynb #cfg00005
+@dataclass
+class RunConfig:
+    "What a cross-validation run trains: checked once when made (`SettingError`), recorded in `run.json`, hashed by *Results*."
+    backbone:str='resnet10t' # timm backbone
+    fusion:str='mmfa' # fusion module: mmfa, concat, metanet, metablock (a structure without a joint branch uses 'none')
+    structure:str='jif' # fusion structure: jif, jif-fused, jf, late, image, meta
+    folds:int=5 # number of patient-grouped folds (split 'kfold')
+    epochs:int=5 # epochs per fold
+    bs:int=32 # batch size
+    lr:float=3e-3 # peak learning rate
+    schedule:str='one-cycle' # learning-rate schedule: 'one-cycle' or 'cosine' (the paper's, with opt 'sgd')
+    seed:int=0 # seed of the folds and of each fold's training (seed + fold)
+    split:str='kfold' # 'kfold' (grouped, stratified) or 'official' (derm7pt: train on train, pick on valid, report on test)
+    size:int=64 # image side in pixels
+    opt:str='adam' # optimiser: 'adam' or 'sgd' (momentum 0.9, the paper's)
+    wd:float=1e-4 # weight decay
+    pretrained:bool=False # ImageNet weights for the backbone
+    weights_file:Path=None # local backbone weights (.safetensors/.pth, timm key names) instead; recorded by name + sha256
+    frozen:bool=False # train on the frozen backbone's cached features (`fit_frozen`: fast on a CPU)
+    train_from:int=None # cache the backbone up to this stage and train the stages from it on (`fit_frozen`; -1: the last)
+    views:int=1 # with a cached backbone: views per image, 1-8 (identity, flips, rotations)
+    lam:float=0.5 # JIF loss weight of the image-only and metadata-only branches
+    decision_weights:tuple=None # fixed test-time weights per branch (default equal)
+    loss_weighting:str='fixed' # 'fixed' (lam) or 'uncertainty' (learned, Kendall et al. 2018)
+    weight_step:float=0.1 # grid spacing of the decision-weight search
+    missing_fracs:tuple=(0., .1, .3, .5, .7) # fractions of the metadata removed at test time
+    model_kw:dict=None # extra `create_model` arguments (e.g. fusion sizes)
+    decision:str='fixed' # test-time decision of the saved models: 'fixed' (decision_weights), 'searched' or 'adaptive' (per patient), fitted on each fold's training part
+    calibrate:bool=False # save a temperature with each model (fitted on its training part); predict applies it
+    meta_dropout:float=0. # chance that each metadata field of a training row is blanked (0: off)
+
+    def __post_init__(self):
+        for k, reg in CHOICES.items():
+            if getattr(self, k) not in reg: raise SettingError(f"unknown {k.replace('_', ' ')} {getattr(self, k)!r}; choose one of {sorted(reg)}", k)
+        try: check_backbone(self.backbone)
+        except ValueError as e: raise SettingError(str(e), 'backbone') from None
+        self.fusion = get_structure(self.structure).fusion or self.fusion   # what the structure actually uses
+        for k, (ok, what) in SETTINGS.items():
+            v = getattr(self, k)
+            if not ok(v) and not (k == 'folds' and self.split != 'kfold'): raise SettingError(f"{k} {v!r}: must be {what}", k)
+        if self.views > 1 and not self.cached: raise SettingError(f"views {self.views}: several views need a cached backbone (frozen or train_from)", 'views')
+        if self.weights_file is not None and not Path(self.weights_file).is_file(): raise SettingError(f"weights_file {self.weights_file}: no such file", 'weights_file')
+        self.missing_fracs = tuple(map(float, self.missing_fracs)) + ((1.,) if self.decision == 'adaptive' and 1. not in self.missing_fracs else ())  # the gate must see empty records
+        if self.decision_weights is not None: self.decision_weights = self._weights()
+
+    def _weights(self) -> tuple:
+        "The fixed decision weights as floats, refused unless they fit the structure."
+        if self.decision != 'fixed': raise SettingError(f"decision_weights apply to decision 'fixed', not {self.decision!r}", 'decision_weights')
+        w = tuple(map(float, self.decision_weights))
+        try: get_structure(self.structure, self.lam, w)
+        except ValueError as e: raise SettingError(f"{e} (structure {self.structure!r})", 'decision_weights') from None
+        return w
+
+    @property
+    def cached(self) -> bool: return self.frozen or self.train_from is not None   # trained on `fit_frozen`'s cache
+
+    def replace(self, **changes) -> RunConfig:
+        "A copy with `changes`, checked again."
+        return dataclasses.replace(self, **changes)
+
+    def record(self) -> dict:
+        "The settings as `run.json` keeps them: the weights file by name + sha256 (no path), views only with a cached backbone."
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'weights_file'}
+        return jsonable({**d, 'views': self.views if self.cached else None, 'model_kw': self.model_kw or {},
+                         'weights': None if self.weights_file is None else weights_origin(None, False, self.weights_file)})
+
+# %% ../nbs/16_cv.ipynb #cfg00008
+def config_kwargs(f):
+    "Decorator: the `**changes` of `f` are `RunConfig` fields, shown in its signature and docments (`delegates`)."
+    f = delegates(RunConfig)(f)
+    f.__delwrap__ = RunConfig   # docments read a dataclass's own source, not its generated __init__
+    return f
+
 # %% ../nbs/16_cv.ipynb #0e8c87b0
 def _npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO(); np.savez(buf, **arrays); return buf.getvalue()
@@ -118,35 +225,35 @@ def train_fold(df:pd.DataFrame, # tidy frame
                spec:DatasetSpec, # its spec
                plan:list, # from `fold_plan`
                fold:int, # which fold
-               cfg:dict, # the run configuration (see `run_cv`)
+               cfg:RunConfig, # the run's settings
                out:Path, # run folder
                images:np.ndarray=None, # presized images of all rows
                device=None, # training device (default: GPU if available)
                mb=None, # fastprogress master bar of the folds
-               cache_dir:Path=None, # presized-image cache
-               weights_file:Path=None, # local backbone weights to start from
+               cache_dir:Path=None, # presized-image (and feature) cache
+               run:dict=None, # what `run.json` records (default `cfg.record()`): saved with the model
               ) -> dict:
     "Train, save and score fold `fold`; write its predictions and record; return the record."
     t0, p, out = time.time(), plan[fold], Path(out)
-    set_seed(cfg['seed'] + fold, reproducible=True)
-    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=p['valid'], train_idx=p['train'], size=cfg['size'],
-                                       bs=cfg['bs'], images=images, cache_dir=cache_dir, seed=cfg['seed'] + fold, device=device)
-    learn = jif_learner(dls, cfg['backbone'], cfg['fusion'], cfg['structure'], opt=cfg['opt'], wd=cfg['wd'],
-                        pretrained=cfg['pretrained'], weights_file=weights_file, lam=cfg['lam'], decision_weights=cfg['decision_weights'],
-                        **cfg['model_kw'])
-    LOSS_WEIGHTINGS[cfg['loss_weighting']](learn)
+    set_seed(cfg.seed + fold, reproducible=True)
+    dls = ImageMetaDataLoaders.from_df(df, spec, valid_idx=p['valid'], train_idx=p['train'], size=cfg.size,
+                                       bs=cfg.bs, images=images, cache_dir=cache_dir, seed=cfg.seed + fold, device=device)
+    learn = jif_learner(dls, cfg.backbone, cfg.fusion, cfg.structure, opt=cfg.opt, wd=cfg.wd, pretrained=cfg.pretrained,
+                        weights_file=cfg.weights_file, lam=cfg.lam, decision_weights=cfg.decision_weights, **(cfg.model_kw or {}))
+    LOSS_WEIGHTINGS[cfg.loss_weighting](learn)
     best = KeepBest() if p['pick'] else None
-    fit, cbs = SCHEDULES[cfg['schedule']], [FoldProgress(mb, fold, out), TrainingGuard(fold)] + listify(best)
-    if cfg.get('meta_dropout'): cbs.append(MetaDropout(dls.preproc, cfg['meta_dropout']))   # train on incomplete records
-    fdir = None if cache_dir is None else Path(cache_dir)/'features'   # frozen runs: the feature cache
-    feats = _frozen.frozen_features(learn, cfg['views'], fdir) if cfg['frozen'] else None  # (V,N,...): backbone hashed, cache read once
+    fit, cbs = SCHEDULES[cfg.schedule], [FoldProgress(mb, fold, out), TrainingGuard(fold)] + listify(best)
+    if cfg.meta_dropout: cbs.append(MetaDropout(dls.preproc, cfg.meta_dropout))   # train on incomplete records
+    fdir = None if cache_dir is None else Path(cache_dir)/'features'   # cached backbones: the feature cache
+    feats = _frozen.frozen_features(learn, cfg.views, fdir, cfg.train_from) if cfg.cached else None  # (V,N,...): backbone hashed, cache read once
     with learn.no_bar(), learn.no_logging():
-        if cfg['frozen']: learn.fit_frozen(cfg['epochs'], cfg['lr'], fit=fit, n_views=cfg['views'], cbs=cbs, feats=feats)
-        else: fit(learn, cfg['epochs'], cfg['lr'], cbs=cbs)
-    mdir = export_jif(learn, out/'models'/f'fold_{fold}', fold=fold, run=cfg)
+        if cfg.cached: learn.fit_frozen(cfg.epochs, cfg.lr, fit=fit, n_views=cfg.views, cbs=cbs, feats=feats, train_from=cfg.train_from)
+        else: fit(learn, cfg.epochs, cfg.lr, cbs=cbs)
+    mdir = export_jif(learn, out/'models'/f'fold_{fold}', fold=fold, run=ifnone(run, cfg.record()))
     pred = load_jif(mdir, device=dls.device)
     y = dls.y
-    feats = None if feats is None else feats[0].copy()  # the identity view (a copy frees the others): same scores, no CNN pass
+    # the identity view (a copy frees the others) scores like the images, without a CNN pass; stage maps (train_from) are scored from the images
+    feats = None if feats is None or cfg.train_from is not None else feats[0].copy()
     def _probs(rows):
         cats, conts = dls.cats[rows], dls.conts[rows]
         if feats is not None: return pred.predict_features(feats[rows], cats, conts)[1]
@@ -154,10 +261,10 @@ def train_fold(df:pd.DataFrame, # tidy frame
     arrays = dict(rows=p['test'], y=y[p['test']], probs=_probs(p['test']))
     if p['pick']: arrays.update(sel_rows=p['valid'], sel_y=y[p['valid']], sel_probs=_probs(p['valid']))
     for pre, part in (('', 'test'), ('sel_', 'valid'))[:1 + p['pick']]:   # with metadata removed: for the decisions (`decision_table`)
-        P, M = missing_meta_probs(pred, df, p[part], dls.images, cfg['missing_fracs'], cfg['seed'] + fold, arrays[f'{pre}probs'], feats)
-        arrays.update({f'{pre}miss_fracs': np.array(cfg['missing_fracs'], np.float64), f'{pre}miss_probs': P, f'{pre}miss_mask': M})
+        P, M = missing_meta_probs(pred, df, p[part], dls.images, cfg.missing_fracs, cfg.seed + fold, arrays[f'{pre}probs'], feats)
+        arrays.update({f'{pre}miss_fracs': np.array(cfg.missing_fracs, np.float64), f'{pre}miss_probs': P, f'{pre}miss_mask': M})
     atomic_write(out/'folds'/f'fold_{fold}.npz', _npz_bytes(**arrays))
-    missing = _frac_scores(arrays['y'], arrays['miss_probs'], cfg['missing_fracs'], pred)
+    missing = _frac_scores(arrays['y'], arrays['miss_probs'], cfg.missing_fracs, pred)
     rec = dict(fold=fold, n_train=len(p['train']), n_test=len(p['test']), branches=list(learn.model.branches),
                decision_weights=list(learn.model.structure.decision_weights), loss_weights=loss_weights(learn),
                best_epoch=None if best is None else best.best_epoch, seconds=round(time.time() - t0, 1),
@@ -182,7 +289,7 @@ def data_fingerprint(df:pd.DataFrame, spec:DatasetSpec) -> str:
 LOCK_NAME = '.jif-fastai.lock'  # `run_lock`'s file in a run folder
 
 # %% ../nbs/16_cv.ipynb #c4cd7b61
-RUN_KEY_DEFAULTS = dict(decision='fixed', calibrate=False, meta_dropout=0.)  # run.json keys added after runs were written: their value in those runs
+RUN_KEY_DEFAULTS = dict(decision='fixed', calibrate=False, meta_dropout=0., train_from=None)  # run.json keys added after runs were written: their value in those runs
 
 # %% ../nbs/16_cv.ipynb #bfe01c8b
 def check_run_dir(out:Path, # run folder
@@ -308,37 +415,6 @@ def logreg_reference(df:pd.DataFrame, spec:DatasetSpec, plan:list) -> pd.DataFra
 class TrainingError(ValueError):
     "A run that would not train a meaningful model (no optimiser step, a diverged loss), with what to change."
 
-# %% ../nbs/16_cv.ipynb #6575276e
-def _int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-def _num(v): return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
-
-SETTINGS = {  # run_cv argument: (is it valid?, what a valid value is)
-    'epochs': (lambda v: _int(v) and v >= 1, 'an integer >= 1 (0 epochs would score untrained models)'),
-    'bs': (lambda v: _int(v) and v >= 2, 'an integer >= 2 (batch norm needs two rows per batch)'),
-    'lr': (lambda v: _num(v) and v > 0, 'a number > 0, e.g. 3e-3'),
-    'size': (lambda v: _int(v) and v >= 8, 'an integer >= 8 (pixels)'),
-    'folds': (lambda v: _int(v) and v >= 2, 'an integer >= 2 (each fold needs other folds to train on)'),
-    'seed': (lambda v: _int(v) and 0 <= v < 2**31, 'an integer in [0, 2**31)'),
-    'lam': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
-    'wd': (lambda v: _num(v) and v >= 0, 'a number >= 0'),
-    'weight_step': (lambda v: _num(v) and 0 < v <= 1, 'a number in (0, 1], e.g. 0.1'),
-    'meta_dropout': (lambda v: _num(v) and 0 <= v < 1, 'a number in [0, 1), e.g. 0.3 (the chance that a training field is blanked)'),
-    'views': (lambda v: _int(v) and 1 <= v <= len(VIEWS), f'an integer from 1 to {len(VIEWS)} (the identity, then flips and rotations: `VIEWS`)'),
-}
-
-# %% ../nbs/16_cv.ipynb #f1e0d36e
-def check_settings(prefix:str='', # '--' for command-line flags (names then use '-' for '_')
-                   split:str='kfold', # `folds` counts for split 'kfold' only
-                   frozen:bool=False, # more than one of `views` needs a frozen run
-                   **settings) -> None:
-    "Raise `ValueError` naming the first setting outside its valid range in `SETTINGS`."
-    name = lambda k: f"{prefix}{k.replace('_', '-') if prefix else k}"
-    for k, v in settings.items():
-        ok, what = SETTINGS[k]
-        if not ok(v) and not (k == 'folds' and split != 'kfold'): raise ValueError(f"{name(k)} {v!r}: must be {what}")
-    if settings.get('views', 1) > 1 and not frozen:
-        raise ValueError(f"{name('views')} {settings['views']}: several views are for frozen runs only ({name('frozen')})")
-
 # %% ../nbs/16_cv.ipynb #9b540f7a
 def check_trainable(df:pd.DataFrame, spec:DatasetSpec) -> None:
     "Raise `DatasetError` if `df` cannot train a classifier: fewer than two classes, or no metadata column."
@@ -421,30 +497,23 @@ def _guarded(f):
         except Exception as e: warnings.warn(f"pictures not saved ({type(e).__name__}: {e})")
     return _g
 
-def _pictures():
-    "`(save_fold_pictures, save_run_pictures)` from `jif_fastai.interpret`, or Nones when it is not available."
-    try: from jif_fastai.interpret import save_fold_pictures, save_run_pictures
-    except ImportError: return None, None
-    return _guarded(save_fold_pictures), _guarded(save_run_pictures)
-
-def check_choices(backbone:str, fusion:str, structure:str, schedule:str='one-cycle', opt:str='adam',
-                  loss_weighting:str='fixed', split:str='kfold', decision:str='fixed') -> str:
-    "Raise `ValueError` naming the valid choices for any unknown name; return the effective fusion."
-    for val, reg, what in ((fusion, FUSIONS, 'fusion'), (structure, STRUCTURES, 'structure'), (schedule, SCHEDULES, 'schedule'),
-                           (opt, OPTIMIZERS, 'optimiser'), (loss_weighting, LOSS_WEIGHTINGS, 'loss weighting'), (split, SPLITS, 'split'),
-                           (decision, DECISIONS, 'decision')):
-        if val not in reg: raise ValueError(f"unknown {what} {val!r}; choose one of {sorted(reg)}")
-    check_backbone(backbone)
-    return get_structure(structure).fusion or fusion
+_fold_pictures, _run_pictures = _guarded(save_fold_pictures), _guarded(save_run_pictures)
 
 # %% ../nbs/16_cv.ipynb #5d53e15f
-def check_grid(backbones, fusions, structures, # names: each combination is checked
-               schedule:str='one-cycle', opt:str='adam', loss_weighting:str='fixed', split:str='kfold') -> list:
-    "Check every backbone x fusion x structure with `check_choices`; return the distinct (backbone, effective fusion, structure) runs."
-    for what, names in (('backbone', backbones), ('fusion', fusions), ('structure', structures)):
-        if not listify(names): raise ValueError(f"no {what} given; name at least one")
-    return list(dict.fromkeys((b, check_choices(b, f, s, schedule, opt, loss_weighting, split), s)
-                              for b in listify(backbones) for f in listify(fusions) for s in listify(structures)))
+def config_grid(config:RunConfig=None, # the settings the runs share (default `RunConfig()`)
+                backbones=None, # timm backbones (default: the config's)
+                fusions=('mmfa', 'concat'), # fusion modules
+                structures=('jif', 'jf', 'late', 'image', 'meta'), # fusion structures
+                **changes) -> list: # other `RunConfig` fields, set in each run (e.g. decision_weights, checked against its structure)
+    "One checked `RunConfig` per distinct backbone x fusion x structure: a structure without a joint branch runs once."
+    config, runs = ifnone(config, RunConfig()), []
+    names = dict(backbone=listify(ifnone(backbones, config.backbone)), fusion=listify(fusions), structure=listify(structures))
+    for k, v in names.items():
+        if not v: raise SettingError(f"{k}: no name given; give at least one", k)
+    for b, f, s in itertools.product(*names.values()):
+        c = config.replace(backbone=b, fusion=f, structure=s, **changes)
+        if c not in runs: runs.append(c)
+    return runs
 
 # %% ../nbs/16_cv.ipynb #4c4bdaec
 def save_decisions(out:Path, # a finished run folder
@@ -474,103 +543,73 @@ def run_data(dataset, # dataset name (see `DATASETS`) or a (frame, spec) pair
 
 # %% ../nbs/16_cv.ipynb #d19d6b00
 @locked_run
+@config_kwargs
 def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, spec) pair
-           backbone:str='resnet10t', # timm backbone
-           fusion:str='mmfa', # fusion module
-           structure:str='jif', # fusion structure
-           folds:int=5, # number of folds (split 'kfold')
-           epochs:int=5, # epochs per fold
-           bs:int=32, # batch size
-           lr:float=3e-3, # peak learning rate
-           schedule:str='one-cycle', # 'one-cycle' or 'cosine' (the paper's, with opt='sgd')
-           seed:int=0, # seed of the folds and of each fold's training (seed + fold)
+           config:RunConfig=None, # the run's settings (default `RunConfig()`); keyword arguments change them
            out_dir:Path='runs/cv', # run folder (resumed if it holds the same run)
            root:Path=None, # dataset folder (None: the embedded sample)
-           split:str='kfold', # 'kfold' or 'official' (derm7pt)
-           size:int=64, # image side in pixels
-           opt:str='adam', # 'adam' or 'sgd'
-           wd:float=1e-4, # weight decay
-           pretrained:bool=False, # ImageNet weights for the backbone
-           weights_file:Path=None, # local backbone weights instead (recorded by name + sha256, not path)
-           frozen:bool=False, # train on the frozen backbone's cached features (`fit_frozen`)
-           views:int=1, # with `frozen`: cached views per image (flips/rotations, see `VIEWS`)
-           lam:float=0.5, # JIF loss weight of the individual branches
-           decision_weights=None, # fixed test-time branch weights (default equal)
-           loss_weighting:str='fixed', # 'fixed' (lam) or 'uncertainty' (learned, Kendall et al.)
-           weight_step:float=0.1, # grid spacing of the decision-weight search
-           missing_fracs=(0., .1, .3, .5, .7), # fractions of metadata removed at test time
            load_kw:dict=None, # extra loader arguments (e.g. classes=['MEL','NV'])
-           model_kw:dict=None, # extra `create_model` arguments (e.g. fusion sizes)
-           cache_dir:Path=None, # presized-image cache
+           cache_dir:Path=None, # presized-image (and feature) cache
            images:np.ndarray=None, # presized images of all rows, if already loaded (e.g. by `run_grid`)
            device=None, # training device (default: GPU if available)
            progress:bool=True, # progress bars and per-epoch lines
-           pictures:bool=True, # save pictures when `jif_fastai.interpret` is available
-           decision:str='fixed', # decision the saved models use: 'fixed' (the weights above), or 'searched' / 'adaptive', cross-fitted on each fold's training part
-           calibrate:bool=False, # also save a temperature (cross-fitted like the decision) with each model; `predict` applies it
-           meta_dropout:float=0., # chance that each metadata field of a training row is blanked (`MetaDropout`; 0: off)
-          ) -> pd.DataFrame:
+           pictures:bool=True, # save each fold's and the run's pictures (*Interpretation*)
+           **changes) -> pd.DataFrame:
     "Cross-validate one configuration into `out_dir` (resuming finished folds); return per-fold, mean and std scores."
-    eff_fusion = check_choices(backbone, fusion, structure, schedule, opt, loss_weighting, split, decision)
-    check_settings(split=split, frozen=frozen, epochs=epochs, bs=bs, lr=lr, size=size, folds=folds, seed=seed, lam=lam, wd=wd,
-                   weight_step=weight_step, views=views, meta_dropout=meta_dropout)
-    if decision == 'adaptive' and 1. not in missing_fracs: missing_fracs = [*missing_fracs, 1.]   # the gate must see empty records
-    df, spec, plan, sees = run_data(dataset, root, load_kw, [structure], split, folds, seed, bs)
-    cfg = dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes),
-               split=split, folds=len(plan), backbone=backbone, fusion=eff_fusion, structure=structure, epochs=epochs,
-               bs=bs, lr=lr, schedule=schedule, opt=opt, wd=wd, size=size, pretrained=pretrained, seed=seed, lam=lam,
-               weights=None if weights_file is None else weights_origin(None, False, weights_file),
-               frozen=frozen, views=views if frozen else None,
-               decision_weights=decision_weights, loss_weighting=loss_weighting, weight_step=weight_step,
-               missing_fracs=list(missing_fracs), model_kw=model_kw or {}, decision=decision, calibrate=calibrate, meta_dropout=meta_dropout)
-    out = check_run_dir(out_dir, cfg)
+    cfg = ifnone(config, RunConfig())
+    if changes: cfg = cfg.replace(**changes)   # a `RunConfig` is checked when it is made; nothing below checks a setting again
+    df, spec, plan, sees = run_data(dataset, root, load_kw, [cfg.structure], cfg.split, cfg.folds, cfg.seed, cfg.bs)
+    run = {**dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes)),
+           **cfg.record(), 'folds': len(plan)}
+    out = check_run_dir(out_dir, run)
     todo = [k for k in range(len(plan)) if not fold_done(out, k)]
     if todo:
-        if images is None or not sees: images = run_images(df, spec, size, sees, cache_dir)
-        fold_pics, _ = _pictures() if pictures else (None, None)
+        if images is None or not sees: images = run_images(df, spec, cfg.size, sees, cache_dir)
         mb = fold_bar(todo) if progress else None
         for k in (mb if mb else todo):
-            rec = train_fold(df, spec, plan, k, jsonable(cfg), out, images, device, mb, cache_dir, weights_file)
+            rec = train_fold(df, spec, plan, k, cfg, out, images, device, mb, cache_dir, run)
             if mb: mb.write(f"fold {k} done in {rec['seconds']:.0f} s")
-            if fold_pics: fold_pics(rec['learn'], out/'pictures'/f'fold_{k}')
+            if pictures: _fold_pictures(rec['learn'], out/'pictures'/f'fold_{k}')
     res = summarise(out)
-    if decision != 'fixed' or calibrate: save_decisions(out, decision, calibrate, weight_step)
+    if cfg.decision != 'fixed' or cfg.calibrate: save_decisions(out, cfg.decision, cfg.calibrate, cfg.weight_step)
     if not (out/'reference.csv').is_file():   # depends on the data and folds only, which run.json pins: written once
         ref = logreg_reference(df, spec, plan)
         atomic_write(out/'reference.md', f"logistic regression (class-balanced) on the same folds and encoded metadata\n\n{ref.to_markdown(index=False, floatfmt='.3f')}\n")
         atomic_write(out/'reference.csv', ref.to_csv(index=False))   # last: it marks the reference as written
-    run_pics = _pictures()[1] if pictures else None
-    if run_pics: run_pics(fold_rows(res).assign(backbone=backbone, fusion=eff_fusion, structure=structure), out/'pictures')
+    if pictures: _run_pictures(fold_rows(res).assign(backbone=cfg.backbone, fusion=cfg.fusion, structure=cfg.structure), out/'pictures')
     return res
 
 # %% ../nbs/16_cv.ipynb #49752b89
 def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
-             backbones=('resnet10t',), # timm backbones
-             fusions=('mmfa', 'concat'), # fusion modules
-             structures=('jif', 'jf', 'late', 'image', 'meta'), # fusion structures
+             configs:list=None, # the runs, e.g. from `config_grid` (default: its defaults); they share data, folds and image size
              out_dir:Path='runs/grid', # one sub-folder per configuration, plus grid.csv / grid.md
              root:Path=None, # dataset folder (None: the embedded sample)
              load_kw:dict=None, # extra loader arguments
+             cache_dir:Path=None, # presized-image (and feature) cache
+             device=None, # training device (default: GPU if available)
+             progress:bool=True, # progress bars and per-epoch lines
              metrics=('bal_acc', 'accuracy', 'auc', 'bal_acc_xfit'), # columns of the table
-             pictures:bool=True, # one bar chart per metric (if `jif_fastai.interpret` exists)
+             pictures:bool=True, # one bar chart per metric
              run_pictures:bool=False, # also each run's per-fold pictures
-             **kwargs) -> pd.DataFrame: # passed to `run_cv`
-    "Cross-validate backbones x fusions x structures; write and return one table of mean ± std per configuration."
-    arg = lambda k: kwargs.get(k, inspect.signature(run_cv).parameters[k].default)
-    combos = check_grid(backbones, fusions, structures, *map(arg, ('schedule', 'opt', 'loss_weighting', 'split')))  # before any data is read
-    check_settings(**{k: arg(k) for k in ('split', 'frozen', *SETTINGS)})
-    df, spec, _, sees = run_data(dataset, root, load_kw, structures, *map(arg, ('split', 'folds', 'seed', 'bs')))
-    images = run_images(df, spec, arg('size'), sees, kwargs.get('cache_dir'))  # once for all
+            ) -> pd.DataFrame:
+    "Cross-validate each configuration on the same folds; write and return one table of mean ± std per configuration."
+    configs = ifnone(configs, config_grid()); c0 = configs[0]
+    for c in configs:   # one data set, one fold plan, one presized image array for all
+        k = first(k for k in ('split', 'folds', 'seed', 'bs', 'size') if getattr(c, k) != getattr(c0, k))
+        if k: raise SettingError(f"{k} {getattr(c, k)!r}: the runs of a grid share it ({getattr(c0, k)!r} in the first); see `config_grid`", k)
+    df, spec, _, sees = run_data(dataset, root, load_kw, [c.structure for c in configs], c0.split, c0.folds, c0.seed, c0.bs)
+    images = run_images(df, spec, c0.size, sees, cache_dir)  # once for all
     rows, folds, out = [], [], Path(out_dir)
-    for b, f, s in combos:
-        t = fold_rows(run_cv((df, spec), b, f, s, out_dir=out/f'{b}-{f}-{s}', pictures=run_pictures, images=images, **kwargs))
-        folds.append(t.assign(backbone=b, fusion=f, structure=s))
-        rows.append(dict(backbone=b, fusion=f, structure=s, **mean_std(t, list(metrics)),
+    for c in configs:
+        name = dict(backbone=c.backbone, fusion=c.fusion, structure=c.structure)
+        t = fold_rows(run_cv((df, spec), c, out_dir=out/'-'.join(name.values()), cache_dir=cache_dir, images=images, device=device,
+                             progress=progress, pictures=run_pictures))
+        folds.append(t.assign(**name))
+        rows.append(dict(**name, **mean_std(t, list(metrics)),
                          **{f'{m}_mean': t[m].mean() for m in metrics}, **{f'{m}_std': t[m].std(ddof=1) for m in metrics}))
     table, folds = pd.DataFrame(rows), pd.concat(folds, ignore_index=True)
     atomic_write(out/'grid_folds.csv', folds.to_csv(index=False))
     atomic_write(out/'grid.csv', table.to_csv(index=False))
     atomic_write(out/'grid.md', table[['backbone', 'fusion', 'structure', *metrics]].to_markdown(index=False) + '\n')
-    run_pics = _pictures()[1] if pictures else None
-    if run_pics: run_pics(folds, out/'pictures', metrics=list(metrics))
+    if pictures: _run_pictures(folds, out/'pictures', metrics=list(metrics))
     return table

@@ -21,16 +21,16 @@ from .learner import jif_learner
 from .datasets import load_dataset
 from .structures import weighted_vote
 from .tables import mean_std, missing_table, fold_rows, plot_missing, decision_markdown, plot_decision_reliability
-from .cv import run_cv, run_grid, load_folds
+from .cv import RunConfig, run_cv, run_grid, config_grid, load_folds
 from .interpret import plot_fusion_bars, plot_confusion, headless, save_png, figure_axes
 
 # %% auto #0
 __all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'META_DESIGNS', 'GRIDS', 'MISSING_RUNS',
            'META_DROPOUT', 'DECISION_FRACS', 'DECISION_RUNS', 'code_defaults', 'settings_hash', 'changed_defaults',
-           'config_name', 'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'canary_deviation',
-           'canary_tolerance', 'canary_problems', 'cpu_features', 'canary_in_process', 'record_canary', 'meta_run_kw',
-           'grid_tables', 'write_tables', 'run_results', 'decision_folds', 'versus_fixed', 'write_decision_tables',
-           'run_decision_results', 'main']
+           'config_name', 'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'results_config',
+           'canary_deviation', 'canary_tolerance', 'canary_problems', 'cpu_features', 'canary_in_process',
+           'record_canary', 'meta_config', 'grid_tables', 'write_tables', 'run_results', 'decision_folds',
+           'versus_fixed', 'write_decision_tables', 'run_decision_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -44,7 +44,7 @@ RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, nev
 def _defaults(f) -> dict: return {k: repr(p.default) for k, p in inspect.signature(f).parameters.items() if p.default is not p.empty}
 
 def code_defaults() -> dict:
-    "Per function the results rely on (run_cv, jif_learner, create_model, MMFA, MetaEncoder): its parameters' defaults (repr)."
+    "Per function the results rely on (run_cv with its `RunConfig` fields, jif_learner, create_model, MMFA, MetaEncoder): its parameters' defaults (repr)."
     return {f.__qualname__: _defaults(f) for f in (run_cv, jif_learner, create_model, MMFA.__init__, MetaEncoder.__init__)}
 
 # %% ../nbs/17_results.ipynb #38aa5235
@@ -114,8 +114,8 @@ def canary(root:Path, # HAM10000 folder
     df, spec = load_dataset(s['dataset'], root)
     torch.set_num_threads(threads)
     try:
-        res = run_cv((canary_slice(df, spec, s['canary_per_class']), spec), s['backbone'], 'mmfa', 'jif', out_dir=Path(out)/'canary',
-                     cache_dir=ifnone(cache_dir, Path(out)/'cache'), progress=False, pictures=False, **_cv_kw(s, weights_file))
+        res = run_cv((canary_slice(df, spec, s['canary_per_class']), spec), results_config(s, weights_file), out_dir=Path(out)/'canary',
+                     cache_dir=ifnone(cache_dir, Path(out)/'cache'), progress=False, pictures=False)
     finally: torch.set_num_threads(n0)
     recs, C = load_folds(Path(out)/'canary'), len(spec.classes)
     rows = np.concatenate([r['rows'] for r in recs])
@@ -125,10 +125,13 @@ def canary(root:Path, # HAM10000 folder
                 pred=''.join(map(str, pred)),   # class index per image in slice order (HAM10000: 7 classes, one digit each)
                 one_flip=dict(accuracy=max(a for a, _ in one), bal_acc=max(b for _, b in one)))
 
-def _cv_kw(s:dict, weights_file:Path) -> dict:
-    "`run_cv` arguments from the settings."
-    return dict(folds=s['folds'], epochs=s['epochs'], bs=s['bs'], lr=s['lr'], schedule=s['schedule'], opt=s['opt'], wd=s['wd'],
-                size=s['size'], seed=s['seed'], lam=s['lam'], frozen=s['frozen'], views=s['views'], weights_file=weights_file)
+def results_config(settings:dict=None, # default `RESULTS_SETTINGS`
+                   weights_file:Path=None, # the lite0 weights
+                   **changes) -> RunConfig: # `RunConfig` fields to change
+    "The `RunConfig` of JIF-MMFA at the results settings, with `changes`."
+    s = dict(settings or RESULTS_SETTINGS)
+    keep = ('backbone', 'folds', 'epochs', 'bs', 'lr', 'schedule', 'opt', 'wd', 'size', 'seed', 'lam', 'frozen', 'views')
+    return RunConfig(**{**{k: s[k] for k in keep}, 'weights_file': weights_file, **changes})
 
 # %% ../nbs/17_results.ipynb #fa5731ec
 def canary_deviation(got:dict, # a `canary` result
@@ -214,13 +217,12 @@ META_DESIGNS = {   # name -> changes to the results run's PAD-UFES-20 metadata-o
 }
 
 # %% ../nbs/17_results.ipynb #a20d0003
-def meta_run_kw(design:str|dict='results', # a name in `META_DESIGNS`, or such a dict of changes
+def meta_config(design:str|dict='results', # a name in `META_DESIGNS`, or such a dict of changes
                 settings:dict=None, # default `RESULTS_SETTINGS`
-               ) -> dict:
-    "`run_cv` arguments (all but dataset, root and out_dir) of a metadata-only run with the results settings and `design`."
+               ) -> RunConfig:
+    "The `RunConfig` of a metadata-only run with the results settings and `design`."
     s, d = dict(settings or RESULTS_SETTINGS), META_DESIGNS[design] if isinstance(design, str) else design
-    return {**_cv_kw(s, None), 'backbone': s['backbone'], 'fusion': 'mmfa', 'structure': s['pad_structure'], 'epochs': s['pad_epochs'],
-            'frozen': False, 'views': 1, **d}
+    return results_config(s, structure=s['pad_structure'], epochs=s['pad_epochs'], frozen=False, views=1, **d)
 
 # %% ../nbs/17_results.ipynb #1ce1a09f
 def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
@@ -283,16 +285,15 @@ def run_results(root:Path, # HAM10000 folder (publisher's layout)
     "Run the book's results: the HAM10000 grid, paired differences, pictures, PAD-UFES-20 metadata-only, canary and its spread, manifest."
     s, t0, out, runs = dict(settings or RESULTS_SETTINGS), time.time(), Path(out), Path(runs)
     out.mkdir(parents=True, exist_ok=True)
-    kw = _cv_kw(s, weights_file)
     first = sorted(s['fusions'], key=lambda f: not FUSIONS[f].needs_map)   # a feature-map pass caches the pooled features too
     for name, (fus, sts) in zip(GRIDS, ((first, s['structures']), (s['fused_variant'], ('jif-fused',)))):
-        run_grid(s['dataset'], [s['backbone']], list(fus), list(sts), out_dir=runs/name, root=root, cache_dir=cache_dir,
-                 pictures=False, progress=True, **kw)
+        run_grid(s['dataset'], config_grid(results_config(s, weights_file), None, list(fus), list(sts)), out_dir=runs/name, root=root,
+                 cache_dir=cache_dir, pictures=False, progress=True)
     write_tables(runs, out, s)
     rec = dict(command=command or ' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
                versions=_versions(), started=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t0)))
     if pad_root is not None:
-        pad = run_cv('pad-ufes-20', out_dir=runs/'pad-ufes-20-meta', root=pad_root, progress=False, pictures=False, **meta_run_kw('results', s))
+        pad = run_cv('pad-ufes-20', meta_config('results', s), out_dir=runs/'pad-ufes-20-meta', root=pad_root, progress=False, pictures=False)
         lr = pd.read_csv(runs/'pad-ufes-20-meta'/'reference.csv')
         both = pd.DataFrame([{'model': 'metadata branch (MetaEncoder + head)', **mean_std(fold_rows(pad), ['bal_acc', 'accuracy', 'auc'])},
                              {'model': 'logistic regression (class-balanced)', **mean_std(fold_rows(lr), ['bal_acc', 'accuracy', 'auc'])}])
@@ -353,8 +354,8 @@ def run_decision_results(root:Path, # HAM10000 folder (publisher's layout)
     "Train the two decision runs of JIF-MMFA (`DECISION_RUNS`) at the book's settings, then `write_decision_tables`."
     s, runs = dict(settings or RESULTS_SETTINGS), Path(runs)
     for d, extra in (('ham10000-decisions', dict(decision='adaptive')), ('ham10000-meta-dropout', dict(meta_dropout=META_DROPOUT))):
-        run_cv(s['dataset'], s['backbone'], 'mmfa', 'jif', out_dir=runs/d, root=root, cache_dir=cache_dir, missing_fracs=DECISION_FRACS,
-               calibrate=True, pictures=False, **_cv_kw(s, weights_file), **extra)
+        run_cv(s['dataset'], results_config(s, weights_file, missing_fracs=DECISION_FRACS, calibrate=True, **extra), out_dir=runs/d, root=root,
+               cache_dir=cache_dir, pictures=False)
     return write_decision_tables(runs, out)
 
 # %% ../nbs/17_results.ipynb #beefa30f

@@ -74,7 +74,8 @@ def results_markdown(t:pd.DataFrame, cfg:dict) -> str:
     cols = [c for c in t.columns if c not in ('fold', 'n', 'minutes', 'best_epoch')]
     body = pd.DataFrame({'metric': cols, **{f'fold {r.fold}': [_cell(getattr(r, c)) for c in cols] for r in t.itertuples()},
                          'mean ± std': [mean_std(t, [c])[c] if t[c].dtype.kind == 'f' else '' for c in cols]})
-    frz = f" frozen ({cfg['views']} view(s))" if cfg.get('frozen') else ''
+    frz = (f" cached up to stage {cfg['train_from']} ({cfg['views']} view(s))" if cfg.get('train_from') is not None   # stages from it on trained
+           else f" frozen ({cfg['views']} view(s))" if cfg.get('frozen') else '')
     head = (f"{cfg['structure']}-{cfg['fusion']} on {cfg['dataset']} ({cfg['n_images']} rows), {cfg['backbone']}{frz} {cfg['size']} px, "
             f"{cfg['split']} ({len(t)} fold(s)), {cfg['epochs']} epochs {cfg['schedule']} lr {cfg['lr']}, "
             f"loss weighting {cfg['loss_weighting']}")

@@ -621,7 +621,7 @@ DOOR = {   # row -> (arguments, what the one-line error must say); all refused b
     'threads_0': (['train', '--threads', '0'], '--threads 0: must be an integer >= 1'),
     'device_gpu': (['train', '--device', 'gpu'], '--device gpu: not a device name torch knows; use cpu, cuda, cuda:1 or mps'),
     'device_cuda_index': (['train', '--device', 'cuda:7'], '--device cuda:7: '),
-    'decision_weights_count': (['train', '--decision-weights', '1,2'], "--decision-weights 1,2 with --structure jif: decision_weights (1.0, 2.0) must have one weight per branch"),
+    'decision_weights_count': (['train', '--decision-weights', '1,2'], "--decision-weights (1.0, 2.0) must have one weight per branch"),
     'decision_weights_text': (['train', '--decision-weights', 'a,b,c'], '--decision-weights a,b,c: must be comma-separated numbers'),
     'decision_weights_negative': (['train', '--decision-weights', '1,-1,1'], 'must be >= 0 with a positive sum'),
     'classes_repeated': (['train', '--classes', 'MEL,MEL'], "--classes MEL,MEL: ['MEL'] listed more than once"),

@@ -41,7 +41,7 @@ def test_predict_without_metadata(adaptive_run, capsys):
 
 @pytest.mark.parametrize('args, msg', [
     (['--meta-dropout', '1.5'], '--meta-dropout 1.5: must be a number in [0, 1)'),
-    (['--decision', 'adaptive', '--decision-weights', '1,1,1'], '--decision-weights applies to --decision fixed, not adaptive'),
+    (['--decision', 'adaptive', '--decision-weights', '1,1,1'], "--decision-weights apply to decision 'fixed', not 'adaptive'"),
     (['--decision', 'vote'], "argument --decision: invalid choice: 'vote'"),
 ])
 def test_bad_decision_flags(args, msg, capsys, tmp_path):

@@ -387,7 +387,10 @@ def test_ctrl_c_during_a_fold_then_the_same_command_resumes(tmp_path):
     from jif_fastai.cv import fold_done
     out = tmp_path / 'run'; argv = [sys.executable, '-c', CLI, *TRAIN_CLI, '--out', str(out)]
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that; Python only turns SIGINT into
+    # KeyboardInterrupt when it starts with the default disposition, so restore it (the test then runs the same from `cmd &`).
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not (fold_done(out, 0) and (out / 'progress.json').is_file() and json.loads((out / 'progress.json').read_text()).get('fold') == 1):
         assert p.poll() is None, p.communicate()[1][-2000:]
