@@ -117,6 +117,14 @@ def require_columns(df:pd.DataFrame, cols:list, source) -> None:
     dup = [c for c in dict.fromkeys(cols) if have.count(c) > 1]
     if dup: raise DatasetError(f"{source}: column(s) {dup} appear more than once; rename or delete the copies")
 
+# %% ../nbs/01_data.ipynb #rdmeta01
+def _read_metadata(src:Path, # a dataset's metadata table in its publisher's layout
+                   cols:list, # the columns its loader reads
+                  ) -> pd.DataFrame:
+    "`read_table(src)`, refused by `require_columns` (naming `src`) unless it has `cols`: the first step of every layout loader."
+    raw = read_table(src); require_columns(raw, cols, src)
+    return raw
+
 # %% ../nbs/01_data.ipynb #0b83ce65
 def _check_filled(s:pd.Series, source, col:str, fix:str) -> None:
     "Raise naming the rows where `s` (column `col`, e.g. the patient) is blank, with how to `fix` it."
@@ -357,8 +365,7 @@ def load_pad_ufes20(root:Path, # folder with `metadata.csv` and `images/`
                    ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load PAD-UFES-20 from its published layout into a tidy frame and its spec."
     root = Path(root); src = root/'metadata.csv'
-    raw = read_table(src)
-    require_columns(raw, PAD_CATS + PAD_CONTS + ['patient_id','lesion_id','diagnostic','img_id','biopsed'], src)
+    raw = _read_metadata(src, PAD_CATS + PAD_CONTS + ['patient_id','lesion_id','diagnostic','img_id','biopsed'])
     cats = PAD_CATS + (['biopsed'] if include_proxies else [])
     spec = DatasetSpec('pad-ufes-20', PAD_CLASSES, cats, list(PAD_CONTS), proxies=['biopsed'],
                        ranges={'age':(0,120), 'diameter_1':(0,500), 'diameter_2':(0,500)})
@@ -398,9 +405,8 @@ def load_derm7pt(root:Path, # folder with `meta/` and `images/`
                 ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load derm7pt from its published layout (official split in column `split`)."
     root = Path(root); src = root/'meta'/'meta.csv'
-    raw = read_table(src)
     proxies = ['management','level_of_diagnostic_difficulty']
-    require_columns(raw, ['case_num','diagnosis','elevation','location','sex', image] + proxies + DERM7PT_CRITERIA, src)
+    raw = _read_metadata(src, ['case_num','diagnosis','elevation','location','sex', image] + proxies + DERM7PT_CRITERIA)
     _check_unique(raw.case_num, src, 'case_num')
     unknown = sorted(map(str, set(raw.diagnosis) - set(DERM7PT_CLASS_MAP)))
     if unknown: raise DatasetError(f"{src}: column 'diagnosis' has values with no class mapping: {unknown}")
@@ -472,8 +478,7 @@ def load_ham10000(root:Path, # folder with `HAM10000_metadata.csv` and the image
                  ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load HAM10000 (CC BY-NC 4.0, non-commercial use only) from its published layout into a tidy frame and its spec."
     root = Path(root); src = root/'HAM10000_metadata.csv'
-    raw = read_table(src)
-    require_columns(raw, ['lesion_id','image_id','dx','dx_type'] + HAM_CATS + HAM_CONTS, src)
+    raw = _read_metadata(src, ['lesion_id','image_id','dx','dx_type'] + HAM_CATS + HAM_CONTS)
     _check_unique(raw.image_id, src, 'image_id')
     spec = DatasetSpec('ham10000', HAM_CLASSES, HAM_CATS + (['dx_type'] if include_proxies else []), list(HAM_CONTS),
                        proxies=['dx_type'], ranges={'age':(0,120)})
