@@ -54,15 +54,17 @@ for i, (label, (mode, k)) in enumerate(MODES.items()):
 full = res.get('full fine-tuning on images (unfreeze + fit)', {}).get('epoch_s')
 for v in res.values(): v['x_faster_than_full'] = full / v['epoch_s'] if full else float('nan')
 out = dict(config=dict(run=cfg, n_stages=len(backbone_stages(learn.model.img_encoder))), envs=envs, results=res)
-rows = ['| mode | s/epoch | x faster than full | cached map (C,h,w), dtype | cache / image (KB) | cache for 10,015 images (GB) | encode once (s) |',
-        '|---|---|---|---|---|---|---|']
+rows = ['| mode | s/epoch | x faster than full | s/epoch for 10,015 images (extrapolated) | cached map (C,h,w), dtype | cache / image (KB) | cache for 10,015 images (GB) | encode once (s) |',
+        '|---|---|---|---|---|---|---|---|']
 for label, v in res.items():
     enc = '-' if v['encode_s'] is None else f"{v['encode_s']:.1f}"
-    rows.append(f"| {label} | {v['epoch_s']:.2f} | {v['x_faster_than_full']:.1f} | {v['cached'] or '-'} {v['dtype'] or ''} | "
+    rows.append(f"| {label} | {v['epoch_s']:.2f} | {v['x_faster_than_full']:.1f} | {v['epoch_s'] * HAM / len(df):.0f} | {v['cached'] or '-'} {v['dtype'] or ''} | "
                 f"{v['cache_bytes_per_image'] / 1e3:.1f} | {v['cache_gb_ham10000']:.3f} | {enc} |")
 md = (f"{BACKBONE} {SIZE}px bs {BS}, {len(df)} generated images ({len(tr)} training rows), fold 0; {EPOCHS} timed epoch(s) after one warm-up; "
       f"{_env(DEVICE)['device']}, {THREADS} threads; load average (1, 5, 15 min) when each mode started: "
       + '; '.join(f"{m.split(',')[0]}: {e['loadavg']}" for m, e in envs.items()) + '\n\n' + '\n'.join(rows) + '\n\n'
+      f"The extrapolated column scales the measured epoch (training + validation over {len(df)} rows) by {HAM}/{len(df)}: "
+      f"a linear estimate, not a measurement.\n\n"
       f"Command: python bench/train_from.py {N} {THREADS} {EPOCHS} {DEVICE}\n")
 (d/'train_from_lite0_192.json').write_text(json.dumps(out, indent=1, default=str)); (d/'train_from_lite0_192.md').write_text(md)
 print(md)
