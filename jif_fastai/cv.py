@@ -557,6 +557,7 @@ def run_cv(dataset='pad-ufes-20', # dataset name (see `DATASETS`) or a (frame, s
            **changes) -> pd.DataFrame:
     "Cross-validate one configuration into `out_dir` (resuming finished folds); return per-fold, mean and std scores."
     cfg = ifnone(config, RunConfig())
+    if not isinstance(cfg, RunConfig): raise TypeError(f"config must be a RunConfig (or give its fields as keyword arguments), not {type(cfg).__name__}")
     if changes: cfg = cfg.replace(**changes)   # a `RunConfig` is checked when it is made; nothing below checks a setting again
     df, spec, plan, sees = run_data(dataset, root, load_kw, [cfg.structure], cfg.split, cfg.folds, cfg.seed, cfg.bs)
     run = {**dict(dataset=spec.name, data=data_fingerprint(df, spec), n_images=len(df), classes=list(spec.classes)),
@@ -593,7 +594,9 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
              run_pictures:bool=False, # also each run's per-fold pictures
             ) -> pd.DataFrame:
     "Cross-validate each configuration on the same folds; write and return one table of mean ± std per configuration."
-    configs = ifnone(configs, config_grid()); c0 = configs[0]
+    configs = ifnone(configs, config_grid())
+    if not configs or not all(isinstance(c, RunConfig) for c in configs): raise TypeError("configs must be a non-empty list of RunConfig (see `config_grid`)")
+    c0 = configs[0]
     for c in configs:   # one data set, one fold plan, one presized image array for all
         k = first(k for k in ('split', 'folds', 'seed', 'bs', 'size') if getattr(c, k) != getattr(c0, k))
         if k: raise SettingError(f"{k} {getattr(c, k)!r}: the runs of a grid share it ({getattr(c0, k)!r} in the first); see `config_grid`", k)
