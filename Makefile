@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results results-decisions
+.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results results-decisions results-trainable
 
 # Create/reuse the virtual environment; reinstall when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -64,3 +64,8 @@ results: venv
 CACHE ?= ../cache-ham
 results-decisions: venv
 	$(PY) -m jif_fastai.results --decisions --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)
+
+# Issue 20 (docs: nbs/17_results.ipynb): the HAM10000 grid with the backbone's last stage trainable, then more seeds of
+# JIF-MMFA and its two closest rivals. About 18 hours on a 2-core CPU (bench/RESULTS.md): meant for a GPU. Not run yet.
+results-trainable: venv
+	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)

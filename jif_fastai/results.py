@@ -26,11 +26,12 @@ from .interpret import plot_fusion_bars, plot_confusion, headless, save_png, fig
 
 # %% auto #0
 __all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'META_DESIGNS', 'GRIDS', 'MISSING_RUNS',
-           'META_DROPOUT', 'DECISION_FRACS', 'DECISION_RUNS', 'code_defaults', 'settings_hash', 'changed_defaults',
-           'config_name', 'per_class_recall', 'paired_differences', 'canary_slice', 'canary', 'results_config',
-           'canary_deviation', 'canary_tolerance', 'canary_problems', 'cpu_features', 'canary_in_process',
-           'record_canary', 'meta_config', 'grid_tables', 'write_tables', 'run_results', 'decision_folds',
-           'versus_fixed', 'write_decision_tables', 'run_decision_results', 'main']
+           'META_DROPOUT', 'DECISION_FRACS', 'DECISION_RUNS', 'TRAINABLE', 'TRAINABLE_RUNS', 'TRAINABLE_SEEDS',
+           'code_defaults', 'settings_hash', 'changed_defaults', 'config_name', 'per_class_recall',
+           'paired_differences', 'canary_slice', 'canary', 'results_config', 'canary_deviation', 'canary_tolerance',
+           'canary_problems', 'cpu_features', 'canary_in_process', 'record_canary', 'meta_config', 'grid_tables',
+           'write_tables', 'run_results', 'decision_folds', 'versus_fixed', 'write_decision_tables',
+           'run_decision_results', 'trainable_configs', 'seed_table', 'run_trainable_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -358,6 +359,67 @@ def run_decision_results(root:Path, # HAM10000 folder (publisher's layout)
                cache_dir=cache_dir, pictures=False)
     return write_decision_tables(runs, out)
 
+# %% ../nbs/17_results.ipynb #trn00002
+TRAINABLE = dict(train_from=-1, model_kw=dict(meta_layers=(), meta_ps=0.))   # fixed before any run: the last stage trains; the PAD-chosen encoder
+TRAINABLE_RUNS = (('mmfa', 'jif'), ('mmfa', 'jf'), ('concat', 'jif'), ('concat', 'jf'), ('metanet', 'jif'),
+                  ('mmfa', 'late'), ('mmfa', 'image'), ('mmfa', 'meta'))   # (fusion, structure); late/image/meta use no fusion
+TRAINABLE_SEEDS = (1, 2)   # more seeds of JIF-MMFA and its two closest rivals (by the seed-0 grid's mean balanced accuracy)
+
+def trainable_configs(settings:dict=None, # default `RESULTS_SETTINGS`
+                      weights_file:Path=None, # the lite0 weights
+                      **changes) -> list: # other `RunConfig` fields (e.g. seed)
+    "The `RunConfig` of each configuration of `TRAINABLE_RUNS`: the results settings with `TRAINABLE`."
+    return [results_config(settings, weights_file, fusion=f, structure=st, **{**TRAINABLE, **changes}) for f, st in TRAINABLE_RUNS]
+
+# %% ../nbs/17_results.ipynb #trn00004
+def seed_table(folds:pd.DataFrame, # rows of (config, seed, fold, bal_acc), e.g. `grid_tables` folds with a seed column
+               versus:str='JIF-MMFA', # the configuration the others are compared with
+              ) -> pd.DataFrame:
+    "Per configuration: mean balanced accuracy per seed, mean ± std over seeds, and the gap to `versus` per seed."
+    per = folds.groupby(['config', 'seed']).bal_acc.mean().unstack('seed')
+    gap = per.loc[versus] - per
+    t = pd.DataFrame({'config': per.index, **{f'seed {s}': per[s].round(3).values for s in per.columns},
+                      'mean ± std over seeds': [f'{m:.3f} ± {d:.3f}' for m, d in zip(per.mean(axis=1), per.std(axis=1, ddof=1))],
+                      f'{versus} − this, per seed': [', '.join(f'{v:+.3f}' for v in gap.loc[c]) for c in per.index]})
+    return t.sort_values('mean ± std over seeds', ascending=False).reset_index(drop=True)
+
+# %% ../nbs/17_results.ipynb #trn00006
+def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
+                          weights_file:Path, # tf_efficientnet_lite0 weights (timm keys)
+                          out:Path='results', # where the tables go
+                          runs:Path='runs/results', # run folders (not committed)
+                          cache_dir:Path=None, # presized-image + feature cache
+                          settings:dict=None, # default `RESULTS_SETTINGS`
+                          per_class:int=None, # only the first `per_class` images of each class (`canary_slice`): a smoke test
+                         ) -> pd.DataFrame:
+    "The trainable-stage grid (seed 0), then `TRAINABLE_SEEDS` of JIF-MMFA and its two closest rivals; write the tables, return the summary."
+    s, runs, out, t0 = dict(settings or RESULTS_SETTINGS), Path(runs), Path(out), time.time()
+    df, spec = load_dataset(s['dataset'], root)
+    data = (df if per_class is None else canary_slice(df, spec, per_class), spec)
+    grid = lambda cfgs, name: run_grid(data, cfgs, out_dir=runs/name, cache_dir=cache_dir, pictures=False)
+    cfgs = trainable_configs(s, weights_file)
+    grid(cfgs, 'ham10000-trainable')
+    folds, summary, paired = grid_tables([runs/'ham10000-trainable'])
+    keep = ['JIF-MMFA', *[c for c in summary.config if c != 'JIF-MMFA'][:2]]   # its two closest rivals
+    pick, seeds = [c for c in cfgs if config_name(c.fusion, c.structure) in keep], [folds.assign(seed=s['seed'])]
+    for seed in TRAINABLE_SEEDS:
+        grid([c.replace(seed=seed) for c in pick], f'ham10000-trainable-seed{seed}')
+        seeds.append(grid_tables([runs/f'ham10000-trainable-seed{seed}'])[0].assign(seed=seed))
+    seeds = pd.concat(seeds, ignore_index=True); seeds = seeds[seeds.config.isin(keep)]
+    diff = [f'{m:+.3f} ± {d:.3f}' for m, d in zip(paired.mean_diff, paired.std_diff)]
+    atomic_write(out/'ham10000_trainable_summary.md', _md(summary))
+    atomic_write(out/'ham10000_trainable_paired.md', _md(pd.DataFrame({'versus': paired.versus, 'JIF-MMFA − other (bal_acc, mean ± std)': diff,
+                                                                       'folds JIF-MMFA wins': paired.wins})))
+    atomic_write(out/'ham10000_trainable_seeds.md', _md(seed_table(seeds)))
+    mt = pd.concat([missing_table(load_folds(runs/'ham10000-trainable'/f"{s['backbone']}-mmfa-{st}")).assign(config=config_name('mmfa', st))
+                    for st in ('jif', 'jf')])
+    ms = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: mean_std(v.to_frame(), ['bal_acc'])['bal_acc']).unstack('frac')
+    atomic_write(out/'ham10000_trainable_missing.md', _md(ms.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
+    atomic_write(out/'ham10000_trainable_run.json', json.dumps(dict(settings=s, trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS,
+                                                                    per_class=per_class, seconds=round(time.time() - t0), versions=_versions()),
+                                                               indent=1, default=list))
+    return summary
+
 # %% ../nbs/17_results.ipynb #beefa30f
 @call_parse
 def main(root:Path=None, # HAM10000 folder (publisher's layout)
@@ -368,6 +430,7 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          threads:int=None, # torch CPU threads
          canary_only:bool=False, # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
          decisions:bool=False, # only the decision and calibration runs (`run_decision_results`)
+         trainable:bool=False, # only the grid with the last backbone stage trainable (`run_trainable_results`; for a GPU)
          cache_dir:Path=None): # presized-image + feature cache (default: ~/.cache/jif_fastai)
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
@@ -379,5 +442,8 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
     if decisions:
         run_decision_results(root, weights_file, out, runs, cache_dir)
         print(f"wrote {out}/ham10000_decision.md, ham10000_decision_paired.md, ham10000_calibration.md, ham10000_reliability.png"); return
+    if trainable:
+        run_trainable_results(root, weights_file, out, runs, cache_dir)
+        print(f"wrote {out}/ham10000_trainable_summary.md, _paired.md, _seeds.md, _missing.md, _run.json"); return
     rec = run_results(root, weights_file, out, pad_root, runs, cache_dir, command=' '.join(['python -m jif_fastai.results'] + sys.argv[1:]))
     print(f"wrote {out}/ in {rec['seconds']} s; settings hash {rec['settings_hash']}")

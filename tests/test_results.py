@@ -59,3 +59,18 @@ def test_book_quotes_generated_numbers():
     for name in ('ham10000_summary.md', 'ham10000_paired.md', 'ham10000_missing.md', 'pad_ufes20_meta.md',
                  'ham10000_decision.md', 'ham10000_decision_paired.md', 'ham10000_calibration.md', 'ham10000_reliability.png'):
         assert f'../results/{name}' in page, f"the Results page does not include results/{name}"
+
+def test_trainable_protocol_runs_end_to_end(ham, tmp_path):
+    """`make results-trainable` (for a GPU, not run here at full size) on a small slice: 12 images per class, 2 folds of
+    2 epochs at 64 px, the last lite0 stage trained on cached stage maps. Checks the code path and the tables it writes,
+    not any number: at this size the numbers mean nothing."""
+    from jif_fastai.results import run_trainable_results, TRAINABLE_RUNS, TRAINABLE_SEEDS
+    root, weights = ham
+    s = {**RESULTS_SETTINGS, 'folds': 2, 'epochs': 2, 'size': 64, 'bs': 16}
+    summary = run_trainable_results(root, weights, tmp_path/'out', tmp_path/'runs', tmp_path/'cache', s, per_class=12)
+    assert len(summary) == len(TRAINABLE_RUNS) and 'JIF-MMFA' in set(summary.config)
+    for name in ('summary', 'paired', 'seeds', 'missing'): assert (tmp_path/'out'/f'ham10000_trainable_{name}.md').is_file(), name
+    seeds = (tmp_path/'out'/'ham10000_trainable_seeds.md').read_text()
+    assert seeds.count('\n') == 2 + 3 and all(f'seed {k}' in seeds for k in (0, *TRAINABLE_SEEDS))   # header + rule + 3 configurations
+    run = json.loads((tmp_path/'runs'/'ham10000-trainable'/'tf_efficientnet_lite0-mmfa-jif'/'run.json').read_text())['config']
+    assert (run['train_from'], run['model_kw']) == (-1, {'meta_layers': [], 'meta_ps': 0.0})
