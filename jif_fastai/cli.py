@@ -20,7 +20,7 @@ from .encoders import WeightsUnavailableError
 from .inference import load_jif, ModelFileError
 from .sample import make_sample
 from .datasets import DATASETS
-from .cv import RunConfig, SettingError, CHOICES, RunConfigError, TrainingError, run_cv, run_grid, config_grid
+from .cv import RunConfig, SettingError, flag_name, CHOICES, RunConfigError, TrainingError, run_cv, run_grid, config_grid
 
 # %% auto #0
 __all__ = ['PRESETS', 'CLI_SETTINGS', 'COMMANDS', 'ERRORS', 'preset_default', 'UsageError', 'resolve_preset', 'describe',
@@ -55,13 +55,13 @@ def resolve_preset(on_sample:bool, **flags) -> tuple:
     return name, PRESETS[name].replace(**{k: v for k, v in flags.items() if v is not None})
 
 # %% ../nbs/18_cli.ipynb #76d171c5
-def describe(name:str, c:RunConfig, changed=()) -> str:
-    "One line saying which preset (and which of its values the flags `changed`) and settings a run uses."
+def describe(name:str, c:RunConfig, changed=(), backbones=None) -> str:
+    "One line saying which preset (and which of its values the flags `changed`) and settings a run uses (of a grid: all its `backbones`)."
     note = ' (no --root: the embedded sample)' if name == 'sample' else ''
-    note += f" with {', '.join('--' + k.replace('_', '-') for k in changed)} from the command line" if changed else ''
+    note += f" with {', '.join(map(flag_name, changed))} from the command line" if changed else ''
     start = 'weights ' + Path(c.weights_file).name if c.weights_file else 'ImageNet weights' if c.pretrained else 'random init'
     cache = f' (stages from {c.train_from} trained)' if c.train_from is not None else ' (frozen)' if c.frozen else ''
-    return (f"{name} settings{note}: {c.backbone} at {c.size} px, {start}{cache}, {c.folds} folds x {c.epochs} epochs, "
+    return (f"{name} settings{note}: {', '.join(backbones or [c.backbone])} at {c.size} px, {start}{cache}, {c.folds} folds x {c.epochs} epochs, "
             f"{c.opt} + {c.schedule} lr {c.lr:g}, batch {c.bs}")
 
 # %% ../nbs/18_cli.ipynb #b795deee
@@ -130,7 +130,7 @@ def Flag(help:str) -> type:
     return Annotated[bool, help, {'action': argparse.BooleanOptionalAction}]
 
 # %% ../nbs/18_cli.ipynb #cfl00001
-CLI_SETTINGS = [f.name for f in fields(RunConfig) if f.name not in ('backbone', 'fusion', 'structure', 'decision_weights', 'missing_fracs', 'model_kw')]  # `RunConfig` fields that are `train` flags as they are (the others are lists, or Python only)
+CLI_SETTINGS = [f.name for f in fields(RunConfig) if f.init and f.name not in ('backbone', 'fusion', 'structure', 'decision_weights', 'missing_fracs', 'model_kw')]  # `RunConfig` fields that are `train` flags as they are (the others are lists, or Python only)
 
 def config_flags(f):
     "Decorator: each field of `CLI_SETTINGS` becomes a keyword of `f` (a flag, default None: the preset's), its docment the help."
@@ -158,8 +158,8 @@ def _run_summary(out:Path, grid:bool) -> str:
 def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
           root:Path=None, # dataset folder in its publisher's layout (default: the embedded sample)
           backbone:Annotated[str, 'timm backbone(s), comma-separated' + preset_default('backbone')]=None,
-          fusion:str='mmfa', # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
-          structure:str='jif', # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
+          fusion:str=RunConfig.fusion, # fusion module(s), comma-separated: mmfa, concat, metanet, metablock
+          structure:str=RunConfig.structure, # fusion structure(s), comma-separated: jif, jif-fused, jf, late, image, meta
           decision_weights:str=None, # fixed test-time weights per branch, comma-separated (default equal)
           out:Path=None, # run folder (default: runs/<dataset>-<structure>-<fusion>-<backbone>)
           classes:str=None, # classes to keep, comma-separated (e.g. MEL,NV; default all)
@@ -181,7 +181,9 @@ def train(dataset:Choice('dataset layout', DATASETS)='pad-ufes-20',
                        decision_weights=parse_weights(decision_weights))
     c = runs[0]; out = check_writable(out or Path('runs')/(f'grid-{dataset}' if len(runs) > 1 else f"{dataset}-{c.structure}-{c.fusion}-{c.backbone}"))
     if threads: torch.set_num_threads(threads)
-    print(describe(name, base, [k for k, v in settings.items() if v is not None and v != getattr(PRESETS[name], k)]))
+    bbs = list(dict.fromkeys(c.backbone for c in runs))
+    changed = ['backbone'] * (bbs != [base.backbone]) + [k for k, v in settings.items() if v is not None and v != getattr(PRESETS[name], k)]
+    print(describe(name, base, changed, bbs))
     kw = dict(out_dir=out, root=root, load_kw=data, device=device, pictures=pictures)
     res = run_grid(dataset, runs, **kw) if len(runs) > 1 else run_cv(dataset, c, **kw)
     print(_run_summary(out, len(runs) > 1))
@@ -252,8 +254,8 @@ def sample(out:Annotated[Path, "folder to create (must not exist, or be empty)",
     if n_images < 60: raise UsageError(f"--n-images {n_images}: must be an integer >= 60 (fewer cannot fill the suggested 5 folds x 6 classes)")
     if size < 8 and not full_size: raise UsageError(f"--size {size}: must be an integer >= 8 (pixels)")
     root = make_sample(out, n_images=n_images, size=size, seed=seed, full_size=full_size)
-    sample = {f.name: getattr(PRESETS['sample'], f.name) for f in fields(RunConfig) if getattr(PRESETS['sample'], f.name) != getattr(PRESETS['paper'], f.name)}
-    flags = ' '.join(f'--{k}' if v is True else f'--no-{k}' if v is False else f'--{k} {v}' for k, v in sample.items())   # what --root would change
+    sample = {f.name: getattr(PRESETS['sample'], f.name) for f in fields(RunConfig) if f.init and getattr(PRESETS['sample'], f.name) != getattr(PRESETS['paper'], f.name)}
+    flags = ' '.join(flag_name(k) if v is True else '--no-' + flag_name(k)[2:] if v is False else f'{flag_name(k)} {v}' for k, v in sample.items())   # what --root would change
     print(f"wrote {n_images} images + metadata.csv to {root}\ntrain on it: jif-fastai train --root {root} {flags}")  # --root: not the preset
     return root
 

@@ -7,7 +7,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/cv.html.md"""
 # %% ../nbs/16_cv.ipynb #9b9532a6
 from __future__ import annotations
 import dataclasses, hashlib, inspect, io, itertools, json, re, time, warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import ifnone, listify, first
@@ -31,16 +31,16 @@ from .learner import jif_learner, OPTIMIZERS, SCHEDULES
 from .inference import export_jif, load_jif, save_decision
 from .decision import DECISIONS, MetaDropout
 from .tables import fold_table, with_mean_std, results_markdown, missing_table, plot_missing, fold_rows, mean_std
-from .tables import training_parts, fit_calibrated, decision_table, decision_markdown, plot_decision_reliability
+from .tables import training_parts, fit_calibrated, fold_decisions, decision_table, decision_markdown, plot_decision_reliability
 from .interpret import save_fold_pictures, save_run_pictures
 
 # %% auto #0
 __all__ = ['SPLITS', 'SETTINGS', 'CHOICES', 'LOCK_NAME', 'RUN_KEY_DEFAULTS', 'fold_plan', 'drop_metadata', 'missing_meta_probs',
-           'missing_meta_eval', 'SettingError', 'RunConfig', 'config_kwargs', 'train_fold', 'RunConfigError',
-           'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise_decisions', 'summarise',
-           'run_images', 'meta_features', 'reference_scores', 'logreg_reference', 'TrainingError', 'check_trainable',
-           'check_batches', 'TrainingGuard', 'run_lock', 'locked_run', 'config_grid', 'save_decisions', 'run_data',
-           'run_cv', 'run_grid']
+           'missing_meta_eval', 'flag_name', 'SettingError', 'RunConfig', 'config_kwargs', 'train_fold',
+           'RunConfigError', 'data_fingerprint', 'check_run_dir', 'fold_done', 'load_folds', 'summarise_decisions',
+           'summarise', 'run_images', 'meta_features', 'reference_scores', 'logreg_reference', 'TrainingError',
+           'check_trainable', 'check_batches', 'TrainingGuard', 'run_lock', 'locked_run', 'config_grid',
+           'save_decisions', 'run_data', 'run_cv', 'run_grid']
 
 # %% ../nbs/16_cv.ipynb #0d39ea20
 def _kfold_plan(df, folds, seed, classes):
@@ -115,12 +115,16 @@ def _frac_scores(y, per, fracs, predictor) -> list:
     return [dict(frac=float(f), **fold_scores(y, p, predictor.model.branches, predictor.cfg['decision_weights'])) for f, p in zip(fracs, per)]
 
 # %% ../nbs/16_cv.ipynb #cfg00002
+def flag_name(k:str) -> str:
+    "The command-line flag of setting `k` (`weight_step` -> `--weight-step`)."
+    return '--' + k.replace('_', '-')
+
 class SettingError(ValueError):
     "A run setting outside its valid values; `name` is the setting (the command line shows it as its flag)."
     def __init__(self, msg:str, name:str): super().__init__(msg); self.name = name
     def flag(self) -> str:
         "The message with the setting written as its command-line flag."
-        return re.sub(rf'^{self.name}\b', f"--{self.name.replace('_', '-')}", str(self))
+        return re.sub(rf'^{self.name}\b', flag_name(self.name), str(self))
 
 # %% ../nbs/16_cv.ipynb #6575276e
 def _int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -174,8 +178,10 @@ class RunConfig:
     decision:str='fixed' # test-time decision of the saved models: 'fixed' (decision_weights), 'searched' or 'adaptive' (per patient), fitted on each fold's training part
     calibrate:bool=False # save a temperature with each model (fitted on its training part); predict applies it
     meta_dropout:float=0. # chance that each metadata field of a training row is blanked (0: off)
+    _given:dict=field(default=None, init=False, repr=False, compare=False)   # the fields as given, before the derived values below replace them
 
     def __post_init__(self):
+        self._given = dict(fusion=self.fusion, missing_fracs=self.missing_fracs)   # `replace` starts from these
         for k, reg in CHOICES.items():
             if getattr(self, k) not in reg: raise SettingError(f"unknown {k.replace('_', ' ')} {getattr(self, k)!r}; choose one of {sorted(reg)}", k)
         try: check_backbone(self.backbone)
@@ -184,6 +190,8 @@ class RunConfig:
         for k, (ok, what) in SETTINGS.items():
             v = getattr(self, k)
             if not ok(v) and not (k == 'folds' and self.split != 'kfold'): raise SettingError(f"{k} {v!r}: must be {what}", k)
+        if self.frozen and self.train_from is not None:
+            raise SettingError(f"frozen True with train_from {self.train_from}: frozen caches the whole backbone, train_from only the stages before it; give one", 'frozen')
         if self.views > 1 and not self.cached: raise SettingError(f"views {self.views}: several views need a cached backbone (frozen or train_from)", 'views')
         if self.weights_file is not None and not Path(self.weights_file).is_file(): raise SettingError(f"weights_file {self.weights_file}: no such file", 'weights_file')
         self.missing_fracs = tuple(map(float, self.missing_fracs)) + ((1.,) if self.decision == 'adaptive' and 1. not in self.missing_fracs else ())  # the gate must see empty records
@@ -201,12 +209,12 @@ class RunConfig:
     def cached(self) -> bool: return self.frozen or self.train_from is not None   # trained on `fit_frozen`'s cache
 
     def replace(self, **changes) -> RunConfig:
-        "A copy with `changes`, checked again."
-        return dataclasses.replace(self, **changes)
+        "A copy with `changes`, checked again; derived values (the effective fusion, the gate's empty records) are derived again."
+        return dataclasses.replace(self, **{**self._given, **changes})
 
     def record(self) -> dict:
         "The settings as `run.json` keeps them: the weights file by name + sha256 (no path), views only with a cached backbone."
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'weights_file'}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name != 'weights_file'}
         return jsonable({**d, 'views': self.views if self.cached else None, 'model_kw': self.model_kw or {},
                          'weights': None if self.weights_file is None else weights_origin(None, False, self.weights_file)})
 
@@ -289,7 +297,7 @@ def data_fingerprint(df:pd.DataFrame, spec:DatasetSpec) -> str:
 LOCK_NAME = '.jif-fastai.lock'  # `run_lock`'s file in a run folder
 
 # %% ../nbs/16_cv.ipynb #c4cd7b61
-RUN_KEY_DEFAULTS = dict(decision='fixed', calibrate=False, meta_dropout=0., train_from=None)  # run.json keys added after runs were written: their value in those runs
+RUN_KEY_DEFAULTS = {k: RunConfig.__dataclass_fields__[k].default for k in ('decision', 'calibrate', 'meta_dropout', 'train_from')}  # run.json keys added after runs were written: their value in those runs
 
 # %% ../nbs/16_cv.ipynb #bfe01c8b
 def check_run_dir(out:Path, # run folder
@@ -334,10 +342,11 @@ def summarise_decisions(out:Path, # run folder
                        ) -> pd.DataFrame|None:
     "Write decisions.csv/.md and reliability.png when the folds have what the decisions are fitted on; return the table."
     if not all('miss_probs' in r for r in recs) or (len(recs) < 2 and 'sel_miss_probs' not in recs[0]): return None
-    dt = decision_table(recs, tuple(DECISIONS), step)
+    fitted = fold_decisions(recs, tuple(DECISIONS), step)   # each decision of each fold fitted once, for the table and the picture
+    dt = decision_table(recs, tuple(DECISIONS), step, fitted)
     atomic_write(out/'decisions.csv', dt.to_csv(index=False))
     atomic_write(out/'decisions.md', decision_markdown(dt, ('bal_acc', 'auc', 'ece', 'ece_cal', 'brier')))
-    fig = plot_decision_reliability(recs, cfg.get('decision', 'fixed'), step)
+    fig = plot_decision_reliability(recs, cfg.get('decision', 'fixed'), step, fitted=fitted)
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(fig)
     atomic_write(out/'reliability.png', buf.getvalue())
     return dt
@@ -600,6 +609,9 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     for c in configs:   # one data set, one fold plan, one presized image array for all
         k = first(k for k in ('split', 'folds', 'seed', 'bs', 'size') if getattr(c, k) != getattr(c0, k))
         if k: raise SettingError(f"{k} {getattr(c, k)!r}: the runs of a grid share it ({getattr(c0, k)!r} in the first); see `config_grid`", k)
+    names = ['-'.join((c.backbone, c.fusion, c.structure)) for c in configs]   # each run's sub-folder
+    if len(set(names)) < len(names):
+        raise ValueError(f"two runs of the grid would share the folder {next(n for n in names if names.count(n) > 1)!r}: a grid's runs differ in backbone, fusion or structure; run the others into another out_dir")
     df, spec, _, sees = run_data(dataset, root, load_kw, [c.structure for c in configs], c0.split, c0.folds, c0.seed, c0.bs)
     images = run_images(df, spec, c0.size, sees, cache_dir)  # once for all
     rows, folds, out = [], [], Path(out_dir)

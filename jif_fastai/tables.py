@@ -15,8 +15,8 @@ from .interpret import figure_axes
 
 # %% auto #0
 __all__ = ['choose_weights', 'fold_table', 'with_mean_std', 'fold_rows', 'mean_std', 'results_markdown', 'missing_table',
-           'plot_missing', 'fold_parts', 'training_parts', 'fit_calibrated', 'decision_table', 'decision_markdown',
-           'plot_decision_reliability']
+           'plot_missing', 'fold_parts', 'training_parts', 'fit_calibrated', 'fold_decisions', 'decision_table',
+           'decision_markdown', 'plot_decision_reliability']
 
 # %% ../nbs/15_tables.ipynb #bbd62569
 def choose_weights(recs:list, # fold records with predictions
@@ -131,18 +131,27 @@ def fit_calibrated(name:str, # a key of `DECISIONS`
     P, y, M = parts[min(parts)]
     return dec, fit_temperature(dec(P, M), y)
 
+# %% ../nbs/15_tables.ipynb #flddec01
+def fold_decisions(recs:list, # fold records with `miss_*` arrays
+                   names=('fixed', 'searched', 'adaptive'), # decisions to fit (keys of `DECISIONS`)
+                   step:float=0.1, # grid spacing of the searched weights
+                  ) -> dict:
+    "{decision: [(decision, temperature) of each fold]}: every decision of every fold fitted once, on that fold's training parts."
+    parts = [training_parts(recs, r) for r in recs]   # built once per fold, shared by the decisions
+    return {n: [fit_calibrated(n, p, r['decision_weights'], step) for r, p in zip(recs, parts)] for n in names}
+
 # %% ../nbs/15_tables.ipynb #a0ed9447
 def decision_table(recs:list, # fold records with `miss_*` arrays
                    names=('fixed', 'searched', 'adaptive'), # decisions to fit and score (keys of `DECISIONS`)
                    step:float=0.1, # grid spacing of the searched weights
+                   fitted:dict=None, # `fold_decisions(recs, names, step)`, if the caller has them
                   ) -> pd.DataFrame:
     "One row per (decision, fold, fraction of metadata removed): fused scores before/after temperature scaling, branch weights."
-    rows = []
+    rows, fitted = [], fitted or fold_decisions(recs, names, step)
     for name in names:
-        for r in recs:
-            dec, t = fit_calibrated(name, training_parts(recs, r), r['decision_weights'], step)
+        for r, (dec, t) in zip(recs, fitted[name]):
             for f, (P, y, M) in fold_parts(r).items():
-                p, pc = dec(P, M), temper(dec(P, M), t)
+                p = dec(P, M); pc = temper(p, t)
                 rows.append(dict(decision=name, fold=r['fold'], frac=f, **scores(y, p), ece_cal=expected_calibration_error(y, pc),
                                  brier_cal=brier_score(y, pc), temperature=t,
                                  **{f'w_{b}': w for b, w in zip(r['branches'], dec.branch_weights(P, M).mean(0))}))
@@ -162,13 +171,14 @@ def decision_markdown(dt:pd.DataFrame, # from `decision_table`
 # %% ../nbs/15_tables.ipynb #2cab0742
 def plot_decision_reliability(recs:list, # fold records with `miss_*` arrays
                               name:str='fixed', # the decision whose fused prediction is drawn
-                              step:float=0.1, ax=None, title:str=None):
+                              step:float=0.1, ax=None, title:str=None,
+                              fitted:dict=None): # `fold_decisions`, if the caller has them
     "Reliability diagram of the held-out predictions of all folds, complete metadata: each branch, and the fused one before and after temperature scaling."
-    pooled = {}
-    for r in recs:
-        dec, t = fit_calibrated(name, training_parts(recs, r), r['decision_weights'], step)
-        P, y, M = fold_parts(r)[min(fold_parts(r))]
-        curves = {f'fused ({name})': dec(P, M), f'fused ({name}), temperature scaled': temper(dec(P, M), t),
+    pooled, fits = {}, (fitted or fold_decisions(recs, [name], step))[name]
+    for r, (dec, t) in zip(recs, fits):
+        parts = fold_parts(r); P, y, M = parts[min(parts)]
+        p = dec(P, M)
+        curves = {f'fused ({name})': p, f'fused ({name}), temperature scaled': temper(p, t),
                   **({b: P[:, k] for k, b in enumerate(r['branches'])} if len(r['branches']) > 1 else {})}
         for k, p in curves.items(): pooled.setdefault(k, []).append((y, p))
     return plot_reliability({k: tuple(np.concatenate(a) for a in zip(*v)) for k, v in pooled.items()}, ax=ax,

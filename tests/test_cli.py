@@ -152,3 +152,12 @@ def test_metadata_only_run_needs_no_images(tmp_path, real_data):
     assert json.loads((out/'models'/'fold_0'/'config.json').read_text())['cache_size'] == 0      # no image array kept
     code, o, e = jif('predict', '--model', out/'models'/'fold_0', '--meta', '{"age": 60}', '--json-out')
     assert code == 0 and json.loads(o)['label'] in ['ACK', 'BCC', 'MEL', 'NEV', 'SCC', 'SEK'], e   # no --image: the model reads none
+
+def test_train_prints_the_backbones_it_trains(capsys, monkeypatch, tmp_path):
+    "The settings line names the `--backbone` given (not the preset's) and lists it among the flags that changed the preset."
+    def stop(*a, **k): raise cli.UsageError('stopped before training')
+    monkeypatch.setattr(cli, 'run_cv', stop); monkeypatch.setattr(cli, 'run_grid', stop)
+    code, o, e = in_process(capsys, 'train', '--backbone', 'resnet18', '--epochs', '2', '--out', tmp_path/'a')
+    assert code == 2 and 'with --backbone, --epochs from the command line: resnet18 at 64 px' in o, o
+    code, o, e = in_process(capsys, 'train', '--backbone', 'resnet18,resnet34', '--out', tmp_path/'b')
+    assert code == 2 and 'resnet18, resnet34 at 64 px' in o, o
