@@ -57,7 +57,7 @@ HAM   ?= ../shared/data/ham10000
 PAD   ?= ../shared/data/pad-ufes-20
 LITE0 ?= ../shared/weights/tf_efficientnet_lite0_timm.safetensors
 results: venv
-	$(PY) -m jif_fastai.results --root $(HAM) --weights-file $(LITE0) --pad-root $(PAD) --out results --runs runs/results
+	$(PY) -m jif_fastai.results --root $(HAM) --weights-file $(LITE0) --pad-root $(PAD) --out results --runs runs/results --cache-dir $(CACHE)
 
 # Beyond the paper (docs: nbs/17_results.ipynb): fixed vs searched vs adaptive decisions vs train-time metadata dropout,
 # and calibration, on HAM10000 at the results' settings. The feature cache in $(CACHE) makes a rerun cheap.
@@ -66,6 +66,6 @@ results-decisions: venv
 	$(PY) -m jif_fastai.results --decisions --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)
 
 # Issue 20 (docs: nbs/17_results.ipynb): the HAM10000 grid with the backbone's last stage trainable, then more seeds of
-# JIF-MMFA and its two closest rivals. About 18 hours on a 2-core CPU (bench/RESULTS.md): meant for a GPU. Not run yet.
+# JIF-MMFA and its two closest rivals. About 16 + 13 hours on a 2-core CPU (bench/RESULTS.md): meant for a GPU. Not run yet.
 results-trainable: venv
 	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)

@@ -228,6 +228,17 @@ def meta_config(design:str|dict='results', # a name in `META_DESIGNS`, or such a
 # %% ../nbs/17_results.ipynb #1ce1a09f
 def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
 
+def _paired_md(paired:pd.DataFrame) -> str:
+    "Markdown of `paired_differences`: JIF-MMFA − each other configuration, mean ± std, and its wins."
+    diff = [f'{m:+.3f} ± {d:.3f}' for m, d in zip(paired.mean_diff, paired.std_diff)]
+    return _md(pd.DataFrame({'versus': paired.versus, 'JIF-MMFA − other (bal_acc, mean ± std)': diff, 'folds JIF-MMFA wins': paired.wins}))
+
+def _missing(run_dirs:dict) -> tuple:
+    "(per-fold table, Markdown of mean ± std per configuration and fraction removed) of the runs `{config name: run folder}`."
+    mt = pd.concat([missing_table(load_folds(d)).assign(config=c) for c, d in run_dirs.items()])
+    ms = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: mean_std(v.to_frame(), ['bal_acc'])['bal_acc']).unstack('frac')
+    return mt, _md(ms.rename(columns=lambda f: f'{f:.0%} removed').reset_index())
+
 def _versions() -> dict:
     import fastai, timm
     return dict(jif_fastai=jif_fastai.__version__, torch=torch.__version__, fastai=fastai.__version__, timm=timm.__version__,
@@ -258,13 +269,9 @@ def write_tables(runs:Path, out:Path, settings:dict=None):
     folds, summary, paired = grid_tables([runs/g for g in GRIDS])
     atomic_write(out/'ham10000_folds.csv', folds.to_csv(index=False))
     atomic_write(out/'ham10000_summary.md', _md(summary))
-    diff = [f'{m:+.3f} ± {d:.3f}' for m, d in zip(paired.mean_diff, paired.std_diff)]
-    atomic_write(out/'ham10000_paired.md', _md(pd.DataFrame({'versus': paired.versus, 'JIF-MMFA − other (bal_acc, mean ± std)': diff,
-                                                             'folds JIF-MMFA wins': paired.wins})))
-    miss = {config_name('mmfa', st): runs/g/f"{s['backbone']}-mmfa-{st}" for g, st in MISSING_RUNS}
-    mt = pd.concat([missing_table(load_folds(d)).assign(config=c) for c, d in miss.items()])
-    ms = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: mean_std(v.to_frame(), ['bal_acc'])['bal_acc']).unstack('frac')
-    atomic_write(out/'ham10000_missing.md', _md(ms.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
+    atomic_write(out/'ham10000_paired.md', _paired_md(paired))
+    mt, ms = _missing({config_name('mmfa', st): runs/g/f"{s['backbone']}-mmfa-{st}" for g, st in MISSING_RUNS})
+    atomic_write(out/'ham10000_missing.md', ms)
     with headless():
         save_png(plot_fusion_bars(folds.rename(columns={'config': 'setup'}), 'bal_acc',
                                title='HAM10000, 5 lesion-grouped folds: balanced accuracy'), out/'ham10000_bal_acc.png')
@@ -360,10 +367,10 @@ def run_decision_results(root:Path, # HAM10000 folder (publisher's layout)
     return write_decision_tables(runs, out)
 
 # %% ../nbs/17_results.ipynb #trn00002
-TRAINABLE = dict(train_from=-1, model_kw=dict(meta_layers=(), meta_ps=0.))   # fixed before any run: the last stage trains; the PAD-chosen encoder
+TRAINABLE = dict(frozen=False, train_from=-1, model_kw=META_DESIGNS['pad-ufes-20']['model_kw'])   # fixed before any run: the last stage trains; the PAD-chosen encoder
 TRAINABLE_RUNS = (('mmfa', 'jif'), ('mmfa', 'jf'), ('concat', 'jif'), ('concat', 'jf'), ('metanet', 'jif'),
                   ('mmfa', 'late'), ('mmfa', 'image'), ('mmfa', 'meta'))   # (fusion, structure); late/image/meta use no fusion
-TRAINABLE_SEEDS = (1, 2)   # more seeds of JIF-MMFA and its two closest rivals (by the seed-0 grid's mean balanced accuracy)
+TRAINABLE_SEEDS = (1, 2)   # more seeds of JIF-MMFA and its two closest rivals (smallest |mean paired difference| in the seed-0 grid)
 
 def trainable_configs(settings:dict=None, # default `RESULTS_SETTINGS`
                       weights_file:Path=None, # the lite0 weights
@@ -381,7 +388,7 @@ def seed_table(folds:pd.DataFrame, # rows of (config, seed, fold, bal_acc), e.g.
     t = pd.DataFrame({'config': per.index, **{f'seed {s}': per[s].round(3).values for s in per.columns},
                       'mean ± std over seeds': [f'{m:.3f} ± {d:.3f}' for m, d in zip(per.mean(axis=1), per.std(axis=1, ddof=1))],
                       f'{versus} − this, per seed': [', '.join(f'{v:+.3f}' for v in gap.loc[c]) for c in per.index]})
-    return t.sort_values('mean ± std over seeds', ascending=False).reset_index(drop=True)
+    return t.iloc[np.argsort(-per.mean(axis=1).values, kind='stable')].reset_index(drop=True)
 
 # %% ../nbs/17_results.ipynb #trn00006
 def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
@@ -400,24 +407,20 @@ def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
     cfgs = trainable_configs(s, weights_file)
     grid(cfgs, 'ham10000-trainable')
     folds, summary, paired = grid_tables([runs/'ham10000-trainable'])
-    keep = ['JIF-MMFA', *[c for c in summary.config if c != 'JIF-MMFA'][:2]]   # its two closest rivals
+    keep = ['JIF-MMFA', *paired.set_index('versus').mean_diff.abs().nsmallest(2).index]   # its two closest rivals
     pick, seeds = [c for c in cfgs if config_name(c.fusion, c.structure) in keep], [folds.assign(seed=s['seed'])]
     for seed in TRAINABLE_SEEDS:
         grid([c.replace(seed=seed) for c in pick], f'ham10000-trainable-seed{seed}')
         seeds.append(grid_tables([runs/f'ham10000-trainable-seed{seed}'])[0].assign(seed=seed))
     seeds = pd.concat(seeds, ignore_index=True); seeds = seeds[seeds.config.isin(keep)]
-    diff = [f'{m:+.3f} ± {d:.3f}' for m, d in zip(paired.mean_diff, paired.std_diff)]
     atomic_write(out/'ham10000_trainable_summary.md', _md(summary))
-    atomic_write(out/'ham10000_trainable_paired.md', _md(pd.DataFrame({'versus': paired.versus, 'JIF-MMFA − other (bal_acc, mean ± std)': diff,
-                                                                       'folds JIF-MMFA wins': paired.wins})))
+    atomic_write(out/'ham10000_trainable_paired.md', _paired_md(paired))
     atomic_write(out/'ham10000_trainable_seeds.md', _md(seed_table(seeds)))
-    mt = pd.concat([missing_table(load_folds(runs/'ham10000-trainable'/f"{s['backbone']}-mmfa-{st}")).assign(config=config_name('mmfa', st))
-                    for st in ('jif', 'jf')])
-    ms = mt.groupby(['config', 'frac'], sort=False).bal_acc.agg(lambda v: mean_std(v.to_frame(), ['bal_acc'])['bal_acc']).unstack('frac')
-    atomic_write(out/'ham10000_trainable_missing.md', _md(ms.rename(columns=lambda f: f'{f:.0%} removed').reset_index()))
-    atomic_write(out/'ham10000_trainable_run.json', json.dumps(dict(settings=s, trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS,
-                                                                    per_class=per_class, seconds=round(time.time() - t0), versions=_versions()),
-                                                               indent=1, default=list))
+    atomic_write(out/'ham10000_trainable_missing.md', _missing({config_name('mmfa', st): runs/'ham10000-trainable'/f"{s['backbone']}-mmfa-{st}"
+                                                                for st in ('jif', 'jf')})[1])
+    rec = dict(command=' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
+               trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS, per_class=per_class, seconds=round(time.time() - t0), versions=_versions())
+    atomic_write(out/'ham10000_trainable_run.json', json.dumps(rec, indent=1, default=list))
     return summary
 
 # %% ../nbs/17_results.ipynb #beefa30f

@@ -53,9 +53,12 @@ def test_canary_reproduces(manifest, ham, tmp_path):
 def test_book_quotes_generated_numbers():
     page = (REPO/'book'/'findings.md').read_text()
     tables = ''.join(f.read_text() for f in RES.glob('*.md'))
-    quoted = re.findall(r'\d\.\d{3} ± \d\.\d{3}', page)
+    quoted = re.findall(r'(?<![\d.])([+\-−]?\d\.\d{3} ± \d\.\d{3})', page)
     assert quoted, "the Results page quotes no measured number"
-    assert all(q in tables for q in quoted), [q for q in quoted if q not in tables]
+    # with its sign (the page writes −, the tables -): '+0.135 ± 0.035' must not pass for '-0.135 ± 0.035', nor an unsigned one
+    in_tables = lambda q: re.search(('' if q[0] in '+-' else r'(?<![-\d.])') + re.escape(q), tables)
+    missing = [q for q in quoted if not in_tables(q.replace('−', '-'))]
+    assert not missing, missing
     for name in ('ham10000_summary.md', 'ham10000_paired.md', 'ham10000_missing.md', 'pad_ufes20_meta.md',
                  'ham10000_decision.md', 'ham10000_decision_paired.md', 'ham10000_calibration.md', 'ham10000_reliability.png'):
         assert f'../results/{name}' in page, f"the Results page does not include results/{name}"
