@@ -6,7 +6,8 @@ Docs: https://jif-fastai.github.io/jif_fastai/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #7a7e49ea
 from __future__ import annotations
-import csv, difflib, warnings, re, unicodedata
+import csv, difflib, os, warnings, re, unicodedata
+from functools import lru_cache
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -182,13 +183,17 @@ def _warn_unused_images(used:list, # image paths the rows refer to
     return extra
 
 # %% ../nbs/01_data.ipynb #un01e19b
+@lru_cache(maxsize=256)
+def _nfc_names(folder:str, mtime_ns:int) -> dict:
+    "{NFC form: real name} of the entries of `folder`, listed once per folder state (`mtime_ns` is the key that changes with it)."
+    return {unicodedata.normalize('NFC', e.name): e.name for e in os.scandir(folder)}
+
 def _same_unicode(p:Path) -> Path:
     "`p`, or the existing path whose names equal its names up to Unicode normalisation (NFC vs NFD: `é` as one or two code points)."
     q = Path(p.anchor)
     for part in p.parts[1:]:
         if not part.isascii() and not (q/part).exists() and q.is_dir():   # ASCII names are the same in every normal form
-            key = unicodedata.normalize('NFC', part)
-            part = next((e.name for e in q.iterdir() if unicodedata.normalize('NFC', e.name) == key), part)
+            part = _nfc_names(str(q), q.stat().st_mtime_ns).get(unicodedata.normalize('NFC', part), part)
         q = q/part
     return q
 
@@ -200,7 +205,7 @@ def _safe_path(root:Path, rel:str, row=None) -> Path:
     try: p = (root/str(rel).strip()).resolve()
     except (RuntimeError, OSError) as e:   # Python raises RuntimeError for a symbolic-link loop
         raise DatasetError(f"row {row}: image path {rel!r} cannot be resolved ({e}); a symbolic link loop? Fix the link or the path") from e
-    if not p.exists(): p = _same_unicode(p)
+    if not p.exists(): p = _same_unicode(p).resolve()   # resolved again: a name found this way may be a link too
     if p == root: raise DatasetError(f"row {row}: image path {rel!r} names the dataset root itself, not an image file in it")
     if root not in p.parents:
         raise DatasetError(f"row {row}: image path {rel!r} escapes the dataset root {root}; image paths must be relative "
@@ -443,8 +448,7 @@ def load_isic2019(root:Path, # folder with the two CSVs and `ISIC_2019_Training_
                  ) -> tuple[pd.DataFrame, DatasetSpec]:
     "Load ISIC-2019 from its published layout into a tidy frame and its spec."
     root = Path(root); gt_f, md_f = root/'ISIC_2019_Training_GroundTruth.csv', root/'ISIC_2019_Training_Metadata.csv'
-    gt, md = read_table(gt_f), read_table(md_f)
-    require_columns(gt, ['image'] + ISIC_CLASSES, gt_f)
+    gt, md = _read_metadata(gt_f, ['image'] + ISIC_CLASSES), read_table(md_f)
     if 'sex' not in md.columns and 'gender' in md.columns: md = md.rename(columns={'gender':'sex'})
     require_columns(md, ['image','age_approx','anatom_site_general','sex'], md_f)
     _check_unique(gt.image, gt_f, 'image'); _check_unique(md.image, md_f, 'image')

@@ -111,7 +111,7 @@ def _model_dir(model, tmp:Path) -> Path:
 def _figures(model_dir:Path) -> list:
     "The run's calibration and missing-metadata figures of a fold model, where the run drew them."
     run = Path(model_dir).parent.parent
-    return sorted(run.glob('calibration*.png')) + sorted(run.glob('missing.png')) if Path(model_dir).parent.name == 'models' else []
+    return [f for f in (run/'reliability.png', run/'missing.png') if f.is_file()] if Path(model_dir).parent.name == 'models' else []
 
 # %% ../nbs/12a_hub.ipynb #1c7fa3f2
 def hub_folder(model, # a trained `jif_learner`, or a folder written by `export_jif`
@@ -124,7 +124,7 @@ def hub_folder(model, # a trained `jif_learner`, or a folder written by `export_
         src = _model_dir(model, Path(d))
         for f in ('model.safetensors', 'config.json'): shutil.copy2(src/f, out/f)
         figs = [shutil.copy2(f, out/f.name) and f.name for f in _figures(src)]
-        (out/'README.md').write_text(model_card(out, repo_id, figures=figs, results=card_kw.pop('results', cv_results_of(src)), **card_kw), encoding='utf-8')
+        (out/'README.md').write_text(model_card(out, repo_id, figures=figs, results=card_kw.pop('results', None) or cv_results_of(src), **card_kw), encoding='utf-8')
     return out
 
 # %% ../nbs/12a_hub.ipynb #e1f611f3

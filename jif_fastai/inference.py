@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/inference.html.md"""
 
 # %% ../nbs/12_inference.ipynb #ac5148c1
 from __future__ import annotations
-import hashlib, json, warnings
+import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import Tensor
@@ -18,7 +18,7 @@ import jif_fastai
 from .core import json_default, atomic_write
 from .data import MetaPreprocessor, DatasetError, require_columns, check_meta_keys
 from .dataloaders import ImageCache, image_batch, valid_pipe, presize_all
-from .structures import create_model, fuse_probs, branch_probs, JIFModel
+from .structures import create_model, branch_probs, JIFModel
 from .decision import decision_from_dict, missing_fields
 from .calibration import temper
 

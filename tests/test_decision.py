@@ -2,7 +2,8 @@
 metadata at all: a label, a proper distribution, the branch weights it relied on, and the saved temperature applied
 (or not, with --no-calibrate: same label)."""
 import json
-import pytest
+import numpy as np, pytest
+from jif_fastai.calibration import temper
 from jif_fastai.datasets import load_dataset
 from conftest import in_process
 
@@ -36,6 +37,9 @@ def test_predict_without_metadata(adaptive_run, capsys):
     code, o2, e = in_process(capsys, 'predict', '--model', model, '--image', image, '--json-out', '--no-calibrate')
     r2 = json.loads(o2)
     assert code == 0 and r2['label'] == r['label'] and r2['temperature'] is None and r2['weights'] == r['weights']
+    # the saved temperature was applied to the fused prediction, and --no-calibrate did not apply it
+    cal, raw = np.array(list(r['probs'].values())), np.array([list(r2['probs'].values())])
+    assert np.abs(temper(raw, r['temperature'])[0] - cal).max() < 1e-3 and np.abs(raw[0] - cal).max() > 1e-3
     code, o3, e = in_process(capsys, 'predict', '--model', model, '--image', image)
     assert code == 0 and 'decision adaptive: relied on ' in o3 and 'temperature' in o3, o3
 
