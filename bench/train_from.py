@@ -7,7 +7,7 @@ cache is outside the clock and reported apart. The sample is generated (`bench_s
 what the pixels show), fold 0 of a grouped 5-fold split; random init (weights do not change the cost).
 
 Usage (from the repository root): python bench/train_from.py [N_IMAGES=256] [THREADS=2] [EPOCHS=1] [DEVICE=cpu] [MODES=all]
-MODES: comma-separated numbers of the modes below (0-3) to measure now; the others are kept from an earlier run of the
+MODES: comma-separated numbers of the modes below (0-4) to measure now; the others are kept from an earlier run of the
 same configuration in bench/<device>/train_from_lite0_192.json (so a slow mode can be measured on its own).
 Writes bench/<device>/train_from_lite0_192.{json,md}."""
 import json, os, sys, tempfile, time, warnings; warnings.simplefilter('ignore')
@@ -25,9 +25,10 @@ DEVICE = sys.argv[4] if len(sys.argv) > 4 else 'cpu'
 ONLY = [int(i) for i in sys.argv[5].split(',')] if len(sys.argv) > 5 else None
 torch.set_num_threads(THREADS)
 HAM, BACKBONE, SIZE, BS = 10015, 'tf_efficientnet_lite0', 192, 64
-MODES = {  # label -> (time_epochs mode, train_from)
-    'frozen, cached (train_from=None)': ('cached', None), 'last stage trains, cached (train_from=-1)': ('cached', -1),
-    'last two stages train, cached (train_from=-2)': ('cached', -2), 'full fine-tuning on images (unfreeze + fit)': ('full', None)}
+MODES = {  # label -> (time_epochs mode, train_from, channels-last); fit_frozen trains stages channels-last, `fit` does not unless asked
+    'frozen, cached (train_from=None)': ('cached', None, False), 'last stage trains, cached (train_from=-1)': ('cached', -1, True),
+    'last two stages train, cached (train_from=-2)': ('cached', -2, True), 'full fine-tuning on images (unfreeze + fit)': ('full', None, False),
+    'full fine-tuning on images, channels-last (to_channelslast(use_amp=False))': ('full', None, True)}
 
 df, spec = load_pad_ufes20(bench_sample(N, full_size=False, size=224))
 tr, va = bench_split(df, 5, 0)
@@ -38,10 +39,11 @@ old = json.loads((d/'train_from_lite0_192.json').read_text()) if (d/'train_from_
 res = old.get('results', {}) if ONLY is not None and old.get('config', {}).get('run') == cfg else {}
 envs = old.get('envs', {}) if res else {}
 tmp = Path(tempfile.mkdtemp(prefix='train_from_'))
-for i, (label, (mode, k)) in enumerate(MODES.items()):
+for i, (label, (mode, k, last)) in enumerate(MODES.items()):
     if ONLY is not None and i not in ONLY: continue
     envs[label] = _env(DEVICE)   # the load average when each mode started
     set_seed(0); learn = jif_learner(dls, BACKBONE, 'mmfa', 'jif', opt='sgd', pretrained=False)
+    if mode == 'full' and last: learn.to_channelslast(use_amp=False)   # fastai's channels-last, for a like-for-like comparison
     cdir, feats, enc_s = tmp/f'cache_{k}', None, None
     if mode == 'cached':
         t = time.perf_counter(); feats = frozen_features(learn, 1, cdir, k); enc_s = time.perf_counter() - t
@@ -51,18 +53,20 @@ for i, (label, (mode, k)) in enumerate(MODES.items()):
                       cached=None if feats is None else list(feats.shape[2:]), dtype=None if feats is None else str(feats.dtype))
     print(label, res[label], flush=True)
     (d/'train_from_lite0_192.json').write_text(json.dumps(dict(config=dict(run=cfg), envs=envs, results=res), indent=1, default=str))  # kept if a later mode is cut off
-full = res.get('full fine-tuning on images (unfreeze + fit)', {}).get('epoch_s')
-for v in res.values(): v['x_faster_than_full'] = full / v['epoch_s'] if full else float('nan')
+full, full_cl = (res.get(k, {}).get('epoch_s') for k in list(MODES)[3:5])
+for v in res.values():
+    v['x_faster_than_full'] = full / v['epoch_s'] if full else float('nan')
+    v['x_faster_than_full_channels_last'] = full_cl / v['epoch_s'] if full_cl else float('nan')
 out = dict(config=dict(run=cfg, n_stages=len(backbone_stages(learn.model.img_encoder))), envs=envs, results=res)
-rows = ['| mode | s/epoch | x faster than full | s/epoch for 10,015 images (extrapolated) | cached map (C,h,w), dtype | cache / image (KB) | cache for 10,015 images (GB) | encode once (s) |',
-        '|---|---|---|---|---|---|---|---|']
+rows = ['| mode | s/epoch | x faster than full | x faster than full channels-last | s/epoch for 10,015 images (extrapolated) | cached map (C,h,w), dtype | cache / image (KB) | cache for 10,015 images (GB) | encode once (s) |',
+        '|---|---|---|---|---|---|---|---|---|']
 for label, v in res.items():
     enc = '-' if v['encode_s'] is None else f"{v['encode_s']:.1f}"
-    rows.append(f"| {label} | {v['epoch_s']:.2f} | {v['x_faster_than_full']:.1f} | {v['epoch_s'] * HAM / len(df):.0f} | {v['cached'] or '-'} {v['dtype'] or ''} | "
+    rows.append(f"| {label} | {v['epoch_s']:.2f} | {v['x_faster_than_full']:.1f} | {v['x_faster_than_full_channels_last']:.1f} | {v['epoch_s'] * HAM / len(df):.0f} | {v['cached'] or '-'} {v['dtype'] or ''} | "
                 f"{v['cache_bytes_per_image'] / 1e3:.1f} | {v['cache_gb_ham10000']:.3f} | {enc} |")
 md = (f"{BACKBONE} {SIZE}px bs {BS}, {len(df)} generated images ({len(tr)} training rows), fold 0; {EPOCHS} timed epoch(s) after one warm-up; "
       f"{_env(DEVICE)['device']}, {THREADS} threads; load average (1, 5, 15 min) when each mode started: "
-      + '; '.join(f"{m.split(',')[0]}: {e['loadavg']}" for m, e in envs.items()) + '\n\n' + '\n'.join(rows) + '\n\n'
+      + '; '.join(f"{m.split(' (')[0]}: {e['loadavg']}" for m, e in envs.items()) + '\n\n' + '\n'.join(rows) + '\n\n'
       f"The extrapolated column scales the measured epoch (training + validation over {len(df)} rows) by {HAM}/{len(df)}: "
       f"a linear estimate, not a measurement.\n\n"
       f"Command: python bench/train_from.py {N} {THREADS} {EPOCHS} {DEVICE}\n")

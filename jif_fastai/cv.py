@@ -84,11 +84,11 @@ def missing_meta_probs(predictor, # a `JIFPredictor` (from `load_jif`)
                        fracs=(0., .1, .3, .5, .7), # fractions of metadata values removed
                        seed:int=0, # which values are removed
                        base:np.ndarray=None, # (len(rows),K,C) per-branch probabilities already computed with nothing removed
-                       features:np.ndarray=None, # (len(df),C...) cached backbone outputs to use instead of `images` (frozen runs)
+                       features:np.ndarray=None, # (len(rows),C...) the rows' backbone outputs, to use instead of `images` (cached runs)
                       ) -> tuple: # (probs (F,N,K,C), missing (F,N,fields))
     "Per-branch probabilities on `rows` with each fraction of the metadata values removed, and which fields each row then lacks."
     sub, per, miss = df.iloc[rows], [], []
-    imgs, run = (images[rows], predictor.predict_arrays) if features is None else (features[rows], predictor.predict_features)
+    imgs, run = (images[rows], predictor.predict_arrays) if features is None else (features, predictor.predict_features)
     cols = predictor.preproc.cat_names + predictor.preproc.cont_names
     for f in fracs:
         cats, conts = predictor.preproc.transform(drop_metadata(sub, cols, f, seed), warn=False)
@@ -105,7 +105,7 @@ def missing_meta_eval(predictor, # a `JIFPredictor` (from `load_jif`)
                       fracs=(0., .1, .3, .5, .7), # fractions of metadata values removed
                       seed:int=0, # which values are removed
                       base:np.ndarray=None, # (len(rows),K,C) per-branch probabilities already computed with nothing removed
-                      features:np.ndarray=None, # (len(df),C...) cached backbone outputs to use instead of `images` (frozen runs)
+                      features:np.ndarray=None, # (len(rows),C...) the rows' backbone outputs, to use instead of `images` (cached runs)
                      ) -> list:
     "Fused and per-branch scores on `rows` with each fraction of the metadata values removed."
     return _frac_scores(y, missing_meta_probs(predictor, df, rows, images, fracs, seed, base, features)[0], fracs, predictor)
@@ -259,18 +259,15 @@ def train_fold(df:pd.DataFrame, # tidy frame
         else: fit(learn, cfg.epochs, cfg.lr, cbs=cbs)
     mdir = export_jif(learn, out/'models'/f'fold_{fold}', fold=fold, run=ifnone(run, cfg.record()))
     pred = load_jif(mdir, device=dls.device)
-    y = dls.y
-    # the identity view (a copy frees the others) scores like the images, without a CNN pass; stage maps (train_from) are scored from the images
-    feats = None if feats is None or cfg.train_from is not None else feats[0].copy()
-    def _probs(rows):
-        cats, conts = dls.cats[rows], dls.conts[rows]
-        if feats is not None: return pred.predict_features(feats[rows], cats, conts)[1]
-        return pred.predict_arrays(dls.images[rows], cats, conts)[1]  # (N,K,C)
-    arrays = dict(rows=p['test'], y=y[p['test']], probs=_probs(p['test']))
-    if p['pick']: arrays.update(sel_rows=p['valid'], sel_y=y[p['valid']], sel_probs=_probs(p['valid']))
-    for pre, part in (('', 'test'), ('sel_', 'valid'))[:1 + p['pick']]:   # with metadata removed: for the decisions (`decision_table`)
-        P, M = missing_meta_probs(pred, df, p[part], dls.images, cfg.missing_fracs, cfg.seed + fold, arrays[f'{pre}probs'], feats)
-        arrays.update({f'{pre}miss_fracs': np.array(cfg.missing_fracs, np.float64), f'{pre}miss_probs': P, f'{pre}miss_mask': M})
+    feats, arrays = None if feats is None else feats[0].copy(), {}   # the identity view (a copy frees the others) scores like the images
+    for pre, part in (('', 'test'), ('sel_', 'valid'))[:1 + p['pick']]:
+        rows = p[part]; cats, conts = dls.cats[rows], dls.conts[rows]
+        # without a CNN pass where the backbone was cached: its features, or its stage maps through the saved model's trained stages, once
+        f = None if feats is None else feats[rows] if cfg.train_from is None else pred.finish_features(feats[rows], cfg.train_from)
+        probs = (pred.predict_arrays(dls.images[rows], cats, conts) if f is None else pred.predict_features(f, cats, conts))[1]  # (N,K,C)
+        P, M = missing_meta_probs(pred, df, rows, dls.images, cfg.missing_fracs, cfg.seed + fold, probs, f)   # for the decisions
+        arrays.update({f'{pre}rows': rows, f'{pre}y': dls.y[rows], f'{pre}probs': probs, f'{pre}miss_fracs': np.array(cfg.missing_fracs, np.float64),
+                       f'{pre}miss_probs': P, f'{pre}miss_mask': M})
     atomic_write(out/'folds'/f'fold_{fold}.npz', _npz_bytes(**arrays))
     missing = _frac_scores(arrays['y'], arrays['miss_probs'], cfg.missing_fracs, pred)
     rec = dict(fold=fold, n_train=len(p['train']), n_test=len(p['test']), branches=list(learn.model.branches),

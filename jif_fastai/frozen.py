@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 from torch import nn, Tensor
-from fastcore.basics import patch, ifnone, store_attr
+from fastcore.basics import patch, ifnone, store_attr, listify
 from fastai.learner import Learner
 from fastai.callback.core import Callback
+from fastai.callback.channelslast import ChannelsLast
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import TensorCategory
@@ -247,7 +248,8 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
                cache_dir:Path=None, # feature cache (default: beside the presized-image cache)
                feats:np.ndarray=None, # (V,N,...) features the caller already has, from `frozen_features(self, V, cache_dir, train_from)`: not computed again
                train_from:int=None, # first trained backbone stage (see `split_backbone`; -1: the last); None: the whole backbone frozen
-               **kwargs): # passed to the fit method (e.g. `cbs`)
+               cbs=None, # callbacks for this fit only (as for `fit`)
+               **kwargs): # passed to the fit method
     "Train all but the frozen backbone (or its frozen stages) on its cached outputs; the backbone stays in the model."
     cut = _cut(self.model.img_encoder, train_from); stand_in = cut[1] if cut else None   # stages train_from... train
     if feats is None: feats = frozen_features(self, ifnone(n_views, 1), cache_dir, train_from)
@@ -256,7 +258,10 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
     elif n_views not in (None, len(feats)): raise ValueError(f"feats has {len(feats)} views, not n_views = {n_views}")
     elif stand_in is not None and feats.ndim != 5: raise ValueError(f"with train_from = {train_from}, feats must be (V,N,C,h,w) stage maps, not {feats.shape}")
     fit = getattr(Learner, fit) if isinstance(fit, str) else fit
-    with on_features(self, feature_dls(self.dls, feats), stand_in): fit(self, n_epoch, lr, **kwargs)
+    cbs = listify(cbs) + ([ChannelsLast()] if stand_in is not None else [])   # trained stages channels-last: see the speed section
+    with on_features(self, feature_dls(self.dls, feats), stand_in):
+        try: fit(self, n_epoch, lr, cbs=cbs, **kwargs)
+        finally: self.model.to(memory_format=torch.contiguous_format)           # the saved model is the ordinary one
     return self
 
 # %% ../nbs/13_frozen.ipynb #a5913875
@@ -266,6 +271,18 @@ def predict_features(self:JIFPredictor, feats:np.ndarray, # (N,C) or (N,C,h,w) c
     "Fused (N,C) and per-branch (N,K,C) probabilities from cached backbone features and encoded metadata."
     as_map = lambda f: FeatureInput(0).forward_features(torch.from_numpy(np.ascontiguousarray(f)).float().to(self.device))  # (B,C,h,w)
     return self.batched(lambda f, c, n: self.model.forward_from_map(as_map(f), c, n), feats, cats, conts, bs)
+
+# %% ../nbs/13_frozen.ipynb #aeaa8a08
+@patch
+def finish_features(self:JIFPredictor, maps:np.ndarray, # (N,C,h,w) cached maps of this model's backbone up to stage `train_from`
+                    train_from:int, # where the cache was cut (see `split_backbone`)
+                    bs:int=256) -> np.ndarray:
+    "The backbone's (N,C',h',w') float32 output, as the images would give it: `maps` through this model's stages from `train_from` on."
+    cut = _cut(self.model.img_encoder, train_from)
+    if cut is None: return maps   # nothing trains after the cut (no backbone, or cut at its end): the maps are its output
+    tail = cut[1]
+    t = lambda m: torch.from_numpy(np.ascontiguousarray(m)).float().to(self.device)
+    with eval_mode(tail), torch.no_grad(): return np.concatenate([tail.forward_features(t(maps[i:i+bs])).float().cpu().numpy() for i in range(0, len(maps), bs)])
 
 # %% ../nbs/13_frozen.ipynb #400b223f
 class _EpochClock(Callback):
