@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
 from PIL import Image
+from .data import _clean_numeric, _clean_categorical, _as_fitted_booleans
 from .dataloaders import image_batch, presize_all
 from .inference import JIFPredictor, load_jif, meta_fields
 from .interpret import headless, plot_grad_cam, plot_attention
@@ -21,10 +22,19 @@ __all__ = ['NOT_RECORDED', 'meta_notes', 'explain', 'AppUnavailableError', 'vote
 # %% ../nbs/14a_app.ipynb #1dc6c433
 NOT_RECORDED = '(not recorded)'   # the dropdowns' empty choice
 
+def _as_read(f:dict, c:str, v):
+    "Value `v` of field `c` as the model's preprocessor reads it ('61 years' -> 61.0, 'yes' -> 'True'); None when it means not recorded."
+    s = pd.Series([v], dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # a unit or a decimal comma: read as the preprocessor reads it, the note shows the number
+        r = (_clean_numeric(s, 'metadata', c) if f['kind'] == 'number' else _as_fitted_booleans(_clean_categorical(s), f['values'])).iloc[0]
+    return None if pd.isna(r) else r
+
 def meta_notes(fields:dict, # `meta_fields` of the model
                meta:dict, # the values given ({} or None: nothing recorded)
               ) -> list:
     "One line per field that is missing, outside the seen range, outside the valid range, or an unseen category."
+    meta = {c: _as_read(f, c, meta[c]) for c, f in fields.items() if (meta or {}).get(c) is not None}
     missing = [c for c in fields if meta.get(c) is None]
     notes = [f"not recorded: {', '.join(missing)} — the model uses its 'not recorded' encoding, as in training"] if missing else []
     for c, f in fields.items():

@@ -419,7 +419,8 @@ def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
     atomic_write(out/'ham10000_trainable_missing.md', _missing({config_name('mmfa', st): runs/'ham10000-trainable'/f"{s['backbone']}-mmfa-{st}"
                                                                 for st in ('jif', 'jf')})[1])
     rec = dict(command=' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
-               trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS, per_class=per_class, seconds=round(time.time() - t0), versions=_versions())
+               trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS, per_class=per_class, seconds=round(time.time() - t0), versions=_versions(),
+               fold_seconds=round(sum(json.loads(f.read_text())['seconds'] for f in runs.glob('ham10000-trainable*/*/folds/fold_*.json'))))   # all pieces of a resumed run
     atomic_write(out/'ham10000_trainable_run.json', json.dumps(rec, indent=1, default=list))
     return summary
 

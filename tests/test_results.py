@@ -77,3 +77,6 @@ def test_trainable_protocol_runs_end_to_end(ham, tmp_path):
     assert seeds.count('\n') == 2 + 3 and all(f'seed {k}' in seeds for k in (0, *TRAINABLE_SEEDS))   # header + rule + 3 configurations
     run = json.loads((tmp_path/'runs'/'ham10000-trainable'/'tf_efficientnet_lite0-mmfa-jif'/'run.json').read_text())['config']
     assert (run['train_from'], run['model_kw']) == (-1, {'meta_layers': [], 'meta_ps': 0.0})
+    rec, folds = json.loads((tmp_path/'out'/'ham10000_trainable_run.json').read_text()), list((tmp_path/'runs').glob('*/*/folds/fold_*.json'))
+    assert len(folds) == 2 * (len(TRAINABLE_RUNS) + 3 * len(TRAINABLE_SEEDS))   # every fold of the grid and of the seeds ...
+    assert rec['fold_seconds'] == round(sum(json.loads(f.read_text())['seconds'] for f in folds)) > 0   # ... in the CPU time it records
