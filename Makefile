@@ -66,6 +66,6 @@ results-decisions: venv
 	$(PY) -m jif_fastai.results --decisions --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)
 
 # Issue 20 (docs: nbs/17_results.ipynb): the HAM10000 grid with the backbone's last stage trainable, then more seeds of
-# JIF-MMFA and its two closest rivals. About 12 + 10.5 hours on a 2-core CPU (bench/RESULTS.md); resumes fold by fold.
+# JIF-MMFA and its two closest rivals. About 12 + 10.3 hours on a 2-core CPU (bench/RESULTS.md); resumes fold by fold.
 results-trainable: venv
 	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)

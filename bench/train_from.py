@@ -25,7 +25,7 @@ DEVICE = sys.argv[4] if len(sys.argv) > 4 else 'cpu'
 ONLY = [int(i) for i in sys.argv[5].split(',')] if len(sys.argv) > 5 else None
 torch.set_num_threads(THREADS)
 HAM, BACKBONE, SIZE, BS = 10015, 'tf_efficientnet_lite0', 192, 64
-MODES = {  # label -> (time_epochs mode, train_from, channels-last); fit_frozen trains stages channels-last, `fit` does not unless asked
+MODES = {  # label -> (time_epochs mode, train_from, channels-last for the 'full' modes); fit_frozen always trains its stages channels-last
     'frozen, cached (train_from=None)': ('cached', None, False), 'last stage trains, cached (train_from=-1)': ('cached', -1, True),
     'last two stages train, cached (train_from=-2)': ('cached', -2, True), 'full fine-tuning on images (unfreeze + fit)': ('full', None, False),
     'full fine-tuning on images, channels-last (to_channelslast(use_amp=False))': ('full', None, True)}

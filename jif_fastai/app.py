@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
 from PIL import Image
-from .data import _clean_numeric, _clean_categorical, _as_fitted_booleans
+from .data import DatasetError, _clean_numeric, _clean_categorical, _as_fitted_booleans
 from .dataloaders import image_batch, presize_all
 from .inference import JIFPredictor, load_jif, meta_fields
 from .interpret import headless, plot_grad_cam, plot_attention
@@ -104,11 +104,10 @@ def _field(gr, name:str, f:dict):
                       elem_id=f'field-{name}')   # a Number box cannot stay empty: it sends 0
 
 def _value(gr, name:str, f:dict, v):
-    "A form value as the model takes it: None when not recorded, a float for a numeric field."
+    "A form value as the model reads it (`_as_read`: '61 years' -> 61.0): None when not recorded."
     if v is None or str(v).strip() in ('', NOT_RECORDED): return None
-    if f['kind'] == 'category': return v
-    try: return float(v)
-    except ValueError: raise gr.Error(f"{name}: {v!r} is not a number; leave it empty if it was not recorded") from None
+    try: return _as_read(f, name, v)
+    except DatasetError: raise gr.Error(f"{name}: {v!r} is not a number; leave it empty if it was not recorded") from None
 
 def _banner(notes:list) -> str:
     return '\n'.join(f'⚠️ {n}  ' for n in notes) or '✔ every metadata field given, within the training range'

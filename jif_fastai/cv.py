@@ -87,6 +87,8 @@ def missing_meta_probs(predictor, # a `JIFPredictor` (from `load_jif`)
                        features:np.ndarray=None, # (len(rows),C...) the rows' backbone outputs, to use instead of `images` (cached runs)
                       ) -> tuple: # (probs (F,N,K,C), missing (F,N,fields))
     "Per-branch probabilities on `rows` with each fraction of the metadata values removed, and which fields each row then lacks."
+    if features is not None and len(features) != len(rows):
+        raise ValueError(f"features has {len(features)} rows, not one per row of `rows` ({len(rows)}): pass the rows' own, features[rows]")
     sub, per, miss = df.iloc[rows], [], []
     imgs, run = (images[rows], predictor.predict_arrays) if features is None else (features, predictor.predict_features)
     cols = predictor.preproc.cat_names + predictor.preproc.cont_names
@@ -207,6 +209,9 @@ class RunConfig:
 
     @property
     def cached(self) -> bool: return self.frozen or self.train_from is not None   # trained on `fit_frozen`'s cache
+
+    @property
+    def grid_name(self) -> str: return '-'.join((self.backbone, self.fusion, self.structure))   # its sub-folder in a grid (`run_grid`)
 
     def replace(self, **changes) -> RunConfig:
         "A copy with `changes`, checked again; derived values (the effective fusion, the gate's empty records) are derived again."
@@ -606,7 +611,7 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     for c in configs:   # one data set, one fold plan, one presized image array for all
         k = first(k for k in ('split', 'folds', 'seed', 'bs', 'size') if getattr(c, k) != getattr(c0, k))
         if k: raise SettingError(f"{k} {getattr(c, k)!r}: the runs of a grid share it ({getattr(c0, k)!r} in the first); see `config_grid`", k)
-    names = ['-'.join((c.backbone, c.fusion, c.structure)) for c in configs]   # each run's sub-folder
+    names = [c.grid_name for c in configs]   # each run's sub-folder
     if len(set(names)) < len(names):
         raise ValueError(f"two runs of the grid would share the folder {next(n for n in names if names.count(n) > 1)!r}: a grid's runs differ in backbone, fusion or structure; run the others into another out_dir")
     df, spec, _, sees = run_data(dataset, root, load_kw, [c.structure for c in configs], c0.split, c0.folds, c0.seed, c0.bs)
@@ -614,7 +619,7 @@ def run_grid(dataset='pad-ufes-20', # dataset name or a (frame, spec) pair
     rows, folds, out = [], [], Path(out_dir)
     for c in configs:
         name = dict(backbone=c.backbone, fusion=c.fusion, structure=c.structure)
-        t = fold_rows(run_cv((df, spec), c, out_dir=out/'-'.join(name.values()), cache_dir=cache_dir, images=images, device=device,
+        t = fold_rows(run_cv((df, spec), c, out_dir=out/c.grid_name, cache_dir=cache_dir, images=images, device=device,
                              progress=progress, pictures=run_pictures))
         folds.append(t.assign(**name))
         rows.append(dict(**name, **mean_std(t, list(metrics)),

@@ -250,7 +250,7 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
                train_from:int=None, # first trained backbone stage (see `split_backbone`; -1: the last); None: the whole backbone frozen
                cbs=None, # callbacks for this fit only (as for `fit`)
                **kwargs): # passed to the fit method
-    "Train all but the frozen backbone (or its frozen stages) on its cached outputs; the backbone stays in the model."
+    "Train all but the frozen backbone (or its frozen stages, trained channels-last) on its cached outputs; the backbone stays in the model."
     cut = _cut(self.model.img_encoder, train_from); stand_in = cut[1] if cut else None   # stages train_from... train
     if feats is None: feats = frozen_features(self, ifnone(n_views, 1), cache_dir, train_from)
     elif feats.ndim < 3 or feats.shape[1] != len(self.dls.images):
@@ -258,10 +258,12 @@ def fit_frozen(self:Learner, n_epoch:int, # epochs
     elif n_views not in (None, len(feats)): raise ValueError(f"feats has {len(feats)} views, not n_views = {n_views}")
     elif stand_in is not None and feats.ndim != 5: raise ValueError(f"with train_from = {train_from}, feats must be (V,N,C,h,w) stage maps, not {feats.shape}")
     fit = getattr(Learner, fit) if isinstance(fit, str) else fit
-    cbs = listify(cbs) + ([ChannelsLast()] if stand_in is not None else [])   # trained stages channels-last: see the speed section
+    cbs = listify(cbs)
+    last = stand_in is not None and not any(isinstance(c, ChannelsLast) for c in [*self.cbs, *cbs])   # a GPU learner has its own
     with on_features(self, feature_dls(self.dls, feats), stand_in):
-        try: fit(self, n_epoch, lr, cbs=cbs, **kwargs)
-        finally: self.model.to(memory_format=torch.contiguous_format)           # the saved model is the ordinary one
+        try: fit(self, n_epoch, lr, cbs=cbs + [ChannelsLast()] * last, **kwargs)   # trained stages channels-last: see *Speed*
+        finally:
+            if last: self.model.to(memory_format=torch.contiguous_format)             # back to the layout it had
     return self
 
 # %% ../nbs/13_frozen.ipynb #a5913875
@@ -277,12 +279,13 @@ def predict_features(self:JIFPredictor, feats:np.ndarray, # (N,C) or (N,C,h,w) c
 def finish_features(self:JIFPredictor, maps:np.ndarray, # (N,C,h,w) cached maps of this model's backbone up to stage `train_from`
                     train_from:int, # where the cache was cut (see `split_backbone`)
                     bs:int=256) -> np.ndarray:
-    "The backbone's (N,C',h',w') float32 output, as the images would give it: `maps` through this model's stages from `train_from` on."
+    "What `predict_features` reads, as the images would give it: `maps` through this model's stages from `train_from` on, float32."
     cut = _cut(self.model.img_encoder, train_from)
     if cut is None: return maps   # nothing trains after the cut (no backbone, or cut at its end): the maps are its output
-    tail = cut[1]
+    tail, pool = cut[1], feature_kind(self.model) == 'pool'   # heads that read pooled features get (N,C'): 36x less memory at 6x6
     t = lambda m: torch.from_numpy(np.ascontiguousarray(m)).float().to(self.device)
-    with eval_mode(tail), torch.no_grad(): return np.concatenate([tail.forward_features(t(maps[i:i+bs])).float().cpu().numpy() for i in range(0, len(maps), bs)])
+    run = lambda m: tail(m) if pool else tail.forward_features(m)   # (B,C') or (B,C',h',w')
+    with eval_mode(tail), torch.no_grad(): return np.concatenate([run(t(maps[i:i+bs])).float().cpu().numpy() for i in range(0, len(maps), bs)])
 
 # %% ../nbs/13_frozen.ipynb #400b223f
 class _EpochClock(Callback):

@@ -403,7 +403,8 @@ def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
     s, runs, out, t0 = dict(settings or RESULTS_SETTINGS), Path(runs), Path(out), time.time()
     df, spec = load_dataset(s['dataset'], root)
     data = (df if per_class is None else canary_slice(df, spec, per_class), spec)
-    grid = lambda cfgs, name: run_grid(data, cfgs, out_dir=runs/name, cache_dir=cache_dir, pictures=False)
+    ran = []   # the run folders of this protocol: their fold times are its cost, over every piece of a resumed run
+    def grid(cfgs, name): ran.extend(runs/name/c.grid_name for c in cfgs); return run_grid(data, cfgs, out_dir=runs/name, cache_dir=cache_dir, pictures=False)
     cfgs = trainable_configs(s, weights_file)
     grid(cfgs, 'ham10000-trainable')
     folds, summary, paired = grid_tables([runs/'ham10000-trainable'])
@@ -420,7 +421,7 @@ def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
                                                                 for st in ('jif', 'jf')})[1])
     rec = dict(command=' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
                trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS, per_class=per_class, seconds=round(time.time() - t0), versions=_versions(),
-               fold_seconds=round(sum(json.loads(f.read_text())['seconds'] for f in runs.glob('ham10000-trainable*/*/folds/fold_*.json'))))   # all pieces of a resumed run
+               fold_seconds=round(sum(json.loads(f.read_text())['seconds'] for d in ran for f in (d/'folds').glob('fold_*.json'))))   # wall seconds
     atomic_write(out/'ham10000_trainable_run.json', json.dumps(rec, indent=1, default=list))
     return summary
 
@@ -434,7 +435,7 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          threads:int=None, # torch CPU threads
          canary_only:bool=False, # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
          decisions:bool=False, # only the decision and calibration runs (`run_decision_results`)
-         trainable:bool=False, # only the grid with the last backbone stage trainable (`run_trainable_results`; for a GPU)
+         trainable:bool=False, # only the grid with the last backbone stage trainable (`run_trainable_results`; resumes fold by fold)
          cache_dir:Path=None): # presized-image + feature cache (default: ~/.cache/jif_fastai)
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
