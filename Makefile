@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results results-decisions results-trainable
+.PHONY: venv demo test check-export nbtest chapters book pytest clean-book results results-decisions results-trainable results-trainable-progress
 
 # Create/reuse the virtual environment; reinstall when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -67,5 +67,10 @@ results-decisions: venv
 
 # Issue 20 (docs: nbs/17_results.ipynb): the HAM10000 grid with the backbone's last stage trainable, then more seeds of
 # JIF-MMFA and its two closest rivals. About 12 + 10.3 hours on a 2-core CPU (bench/RESULTS.md); resumes fold by fold.
+# Its run folders are committed without the models (results/runs/, see .gitignore), so a fresh clone resumes too.
 results-trainable: venv
-	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)
+	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --runs results/runs --cache-dir $(CACHE)
+
+# The trainable protocol's folds finished so far, against the frozen grid on the same folds (no training).
+results-trainable-progress: venv
+	$(PY) -m jif_fastai.results --progress --out results --runs results/runs

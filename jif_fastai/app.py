@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
 from PIL import Image
-from .data import DatasetError, _clean_numeric, _clean_categorical, _as_fitted_booleans
+from .data import DatasetError, _MAX_ABS, _clean_numeric, _clean_categorical, _as_fitted_booleans
 from .dataloaders import image_batch, presize_all
 from .inference import JIFPredictor, load_jif, meta_fields
-from .interpret import headless, plot_grad_cam, plot_attention
+from .interpret import headless, plot_grad_cam, plot_attention, png_bytes
 
 # %% auto #0
 __all__ = ['NOT_RECORDED', 'meta_notes', 'explain', 'AppUnavailableError', 'votes_table', 'demo_app', 'launch_demo', 'serve_demo']
@@ -42,6 +42,8 @@ def meta_notes(fields:dict, # `meta_fields` of the model
         if v is None: continue
         if f['kind'] == 'category' and str(v) not in map(str, f['values']):
             notes.append(f"{c} = {v!r} was not seen in training: it counts as unknown")
+        elif f['kind'] == 'number' and abs(v) > _MAX_ABS:   # a broken export: the preprocessor drops it, whatever the valid range
+            notes.append(f"{c} = {v:g} is absurd (|value| > {_MAX_ABS:g}): it counts as not recorded")
         elif f['kind'] == 'number' and f['valid'][0] is not None and not f['valid'][0] <= v <= f['valid'][1]:
             notes.append(f"{c} = {v:g} is outside the valid {f['valid'][0]:g}–{f['valid'][1]:g}: it counts as not recorded")
         elif f['kind'] == 'number' and not f['seen'][0] <= v <= f['seen'][1]:
@@ -50,9 +52,8 @@ def meta_notes(fields:dict, # `meta_fields` of the model
 
 # %% ../nbs/14a_app.ipynb #e8730c91
 def _picture(fig) -> Image.Image:
-    "A headless matplotlib figure as a PIL image."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
-    return Image.open(io.BytesIO(buf.getvalue())).convert('RGB')
+    "A headless matplotlib figure as a PIL image (the figure is closed)."
+    return Image.open(io.BytesIO(png_bytes(fig, 90))).convert('RGB')
 
 def _inputs(pred:JIFPredictor, image, meta:dict) -> tuple:
     "The (img, cats, conts) batch of one item, as the model sees it."

@@ -14,7 +14,6 @@ from fastcore.basics import ifnone, listify, first
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
-import matplotlib.pyplot as plt
 import jif_fastai
 from .core import jsonable, atomic_write
 from .data import DatasetSpec, DatasetError, kfold_splits, official_splits
@@ -32,7 +31,7 @@ from .inference import export_jif, load_jif, save_decision
 from .decision import DECISIONS, MetaDropout
 from .tables import fold_table, with_mean_std, results_markdown, missing_table, plot_missing, fold_rows, mean_std
 from .tables import training_parts, fit_calibrated, fold_decisions, decision_table, decision_markdown, plot_decision_reliability
-from .interpret import save_fold_pictures, save_run_pictures
+from .interpret import save_fold_pictures, save_run_pictures, save_png
 
 # %% auto #0
 __all__ = ['SPLITS', 'SETTINGS', 'CHOICES', 'LOCK_NAME', 'RUN_KEY_DEFAULTS', 'fold_plan', 'drop_metadata', 'missing_meta_probs',
@@ -348,9 +347,7 @@ def summarise_decisions(out:Path, # run folder
     dt = decision_table(recs, tuple(DECISIONS), step, fitted)
     atomic_write(out/'decisions.csv', dt.to_csv(index=False))
     atomic_write(out/'decisions.md', decision_markdown(dt, ('bal_acc', 'auc', 'ece', 'ece_cal', 'brier')))
-    fig = plot_decision_reliability(recs, cfg.get('decision', 'fixed'), step, fitted=fitted)
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(fig)
-    atomic_write(out/'reliability.png', buf.getvalue())
+    save_png(plot_decision_reliability(recs, cfg.get('decision', 'fixed'), step, fitted=fitted), out/'reliability.png', dpi=100)
     return dt
 
 # %% ../nbs/16_cv.ipynb #ed50590b
@@ -369,8 +366,7 @@ def summarise(out:Path, # run folder
     atomic_write(out/'missing.csv', mt.to_csv(index=False))
     ms = mt.groupby('frac').apply(lambda g: pd.Series(mean_std(g, [c for c in mt.columns if c.startswith('bal_acc')])), include_groups=False)
     atomic_write(out/'missing.md', ms.reset_index().to_markdown(index=False) + '\n')
-    fig = plot_missing(mt); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(fig)
-    atomic_write(out/'missing.png', buf.getvalue())
+    save_png(plot_missing(mt), out/'missing.png', dpi=100)
     summarise_decisions(out, recs, cfg, ifnone(step, cfg['weight_step']))
     return res
 

@@ -6,7 +6,7 @@ Docs: https://jif-fastai.github.io/jif_fastai/interpret.html.md"""
 
 # %% ../nbs/14_interpret.ipynb #280ad961
 from __future__ import annotations
-import contextvars, warnings
+import contextvars, io, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -23,12 +23,12 @@ from .structures import JIFModel, fuse_probs
 from fastai.interpret import ClassificationInterpretation
 from .dataloaders import show_image_meta
 from .metrics import macro_auc
-from .core import eval_mode
+from .core import eval_mode, atomic_write
 
 # %% auto #0
 __all__ = ['headless', 'figure_axes', 'valid_preds', 'plot_confusion', 'plot_roc', 'plot_training', 'attention_map',
-           'plot_attention', 'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars', 'save_png',
-           'save_fold_pictures', 'save_run_pictures', 'JIFInterpretation']
+           'plot_attention', 'grad_cam', 'denorm', 'plot_grad_cam', 'summarize_results', 'plot_fusion_bars',
+           'png_bytes', 'save_png', 'save_fold_pictures', 'save_run_pictures', 'JIFInterpretation']
 
 # %% ../nbs/14_interpret.ipynb #d9a76548
 _HEADLESS = contextvars.ContextVar('jif_headless', default=False)
@@ -322,13 +322,19 @@ def plot_fusion_bars(results:pd.DataFrame, # one row per fold/seed and setup (co
     fig.tight_layout()
     return fig
 
+# %% ../nbs/14_interpret.ipynb #fa00e19b
+def png_bytes(fig, # a matplotlib figure
+              dpi:int=110) -> bytes:
+    "`fig` as PNG bytes, cropped to what is drawn; the figure is closed."
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(fig)
+    return buf.getvalue()
+
 # %% ../nbs/14_interpret.ipynb #fa03e19b
 def save_png(fig, # a figure from `figure_axes` (or any matplotlib figure)
              path:Path, # the PNG file to write
              dpi:int=110) -> Path:
-    "Write `fig` to `path` as PNG, cropped to what is drawn, and close it; return the path."
-    fig.savefig(path, dpi=dpi, bbox_inches='tight'); plt.close(fig)
-    return Path(path)
+    "Write `fig` to `path` as PNG (`png_bytes`), through a temporary file so a reader never sees half a picture; return the path."
+    atomic_write(path, png_bytes(fig, dpi)); return Path(path)
 
 # %% ../nbs/14_interpret.ipynb #976e4c45
 _ID_COLS = ('fold', 'seed', 'epoch', 'n', 'n_train', 'n_valid', 'time', 'epochs')

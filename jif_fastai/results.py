@@ -20,18 +20,19 @@ from .structures import create_model
 from .learner import jif_learner
 from .datasets import load_dataset
 from .structures import weighted_vote
-from .tables import mean_std, missing_table, fold_rows, plot_missing, decision_markdown, plot_decision_reliability
+from .tables import mean_std, fold_table, missing_table, fold_rows, plot_missing, decision_markdown, plot_decision_reliability
 from .cv import RunConfig, run_cv, run_grid, config_grid, load_folds
 from .interpret import plot_fusion_bars, plot_confusion, headless, save_png, figure_axes
 
 # %% auto #0
 __all__ = ['RESULTS_SETTINGS', 'STRUCTURE_LABELS', 'FUSION_LABELS', 'CANARY_KERNELS', 'META_DESIGNS', 'GRIDS', 'MISSING_RUNS',
            'META_DROPOUT', 'DECISION_FRACS', 'DECISION_RUNS', 'TRAINABLE', 'TRAINABLE_RUNS', 'TRAINABLE_SEEDS',
-           'code_defaults', 'settings_hash', 'changed_defaults', 'config_name', 'per_class_recall',
+           'TRAINABLE_GRIDS', 'code_defaults', 'settings_hash', 'changed_defaults', 'config_name', 'per_class_recall',
            'paired_differences', 'canary_slice', 'canary', 'results_config', 'canary_deviation', 'canary_tolerance',
            'canary_problems', 'cpu_features', 'canary_in_process', 'record_canary', 'meta_config', 'grid_tables',
            'write_tables', 'run_results', 'decision_folds', 'versus_fixed', 'write_decision_tables',
-           'run_decision_results', 'trainable_configs', 'seed_table', 'run_trainable_results', 'main']
+           'run_decision_results', 'trainable_configs', 'seed_table', 'trainable_progress', 'write_trainable_progress',
+           'run_trainable_results', 'main']
 
 # %% ../nbs/17_results.ipynb #692d80c8
 RESULTS_SETTINGS = dict(   # the book's results: fixed before the first run, never tuned against its numbers
@@ -390,11 +391,44 @@ def seed_table(folds:pd.DataFrame, # rows of (config, seed, fold, bal_acc), e.g.
                       f'{versus} − this, per seed': [', '.join(f'{v:+.3f}' for v in gap.loc[c]) for c in per.index]})
     return t.iloc[np.argsort(-per.mean(axis=1).values, kind='stable')].reset_index(drop=True)
 
+# %% ../nbs/17_results.ipynb #trn00011
+TRAINABLE_GRIDS = {RESULTS_SETTINGS['seed']: 'ham10000-trainable', **{s: f'ham10000-trainable-seed{s}' for s in TRAINABLE_SEEDS}}   # seed -> grid folder
+
+# %% ../nbs/17_results.ipynb #trn00012
+def trainable_progress(runs:Path, # the protocol's run folders (`run_trainable_results`' `runs`)
+                       frozen:pd.DataFrame=None, # the frozen grid's per-fold table (`results/ham10000_folds.csv`), if there is one
+                      ) -> pd.DataFrame:
+    "Per configuration and seed of the trainable protocol: its finished folds, their balanced accuracy, and seed 0's against the frozen grid on the same folds."
+    rows = []
+    for seed, name in TRAINABLE_GRIDS.items():
+        for c in trainable_configs(seed=seed):
+            d = Path(runs)/name/c.grid_name; recs = load_folds(d) if (d/'run.json').is_file() else []
+            if not recs: continue
+            t, label = fold_table(recs, c.weight_step), config_name(c.fusion, c.structure)
+            row = {'config': label, 'seed': seed, 'folds done': ', '.join(map(str, t.fold)), 'bal_acc': mean_std(t, ['bal_acc'])['bal_acc']}
+            if frozen is not None and seed == RESULTS_SETTINGS['seed']:   # other seeds have other folds: nothing frozen to pair with
+                fz = frozen[frozen.config == label].set_index('fold').bal_acc.reindex(t.fold).values   # NaN where the grid lacks a fold
+                p = pd.DataFrame({'frozen': fz, 'diff': t.bal_acc.values - fz})
+                row.update({'frozen, same folds': mean_std(p, ['frozen'])['frozen'], 'trainable − frozen': mean_std(p, ['diff'])['diff'],
+                            'folds trainable wins': f"{(p['diff'] > 0).sum()}/{len(p)}"})
+            rows.append({**row, 'minutes per fold': round(t.minutes.mean())})
+    if not rows: raise FileNotFoundError(f"{runs}: no finished fold of the trainable protocol ({', '.join(TRAINABLE_GRIDS.values())})")
+    return pd.DataFrame(rows)
+
+# %% ../nbs/17_results.ipynb #trn00016
+def write_trainable_progress(runs:Path, # the protocol's run folders
+                             out:Path, # the results folder: the frozen grid's ham10000_folds.csv is read from it, the table written to it
+                            ) -> pd.DataFrame:
+    "Write `out`/ham10000_trainable_progress.md (`trainable_progress`, paired with the frozen grid where `out` has it); return the table."
+    f = Path(out)/'ham10000_folds.csv'
+    t = trainable_progress(runs, pd.read_csv(f) if f.is_file() else None)
+    atomic_write(Path(out)/'ham10000_trainable_progress.md', _md(t)); return t
+
 # %% ../nbs/17_results.ipynb #trn00006
 def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
                           weights_file:Path, # tf_efficientnet_lite0 weights (timm keys)
                           out:Path='results', # where the tables go
-                          runs:Path='runs/results', # run folders (not committed)
+                          runs:Path='results/runs', # run folders (`make results-trainable` commits them without the models: a fresh clone resumes)
                           cache_dir:Path=None, # presized-image + feature cache
                           settings:dict=None, # default `RESULTS_SETTINGS`
                           per_class:int=None, # only the first `per_class` images of each class (`canary_slice`): a smoke test
@@ -406,23 +440,25 @@ def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)
     ran = []   # the run folders of this protocol: their fold times are its cost, over every piece of a resumed run
     def grid(cfgs, name): ran.extend(runs/name/c.grid_name for c in cfgs); return run_grid(data, cfgs, out_dir=runs/name, cache_dir=cache_dir, pictures=False)
     cfgs = trainable_configs(s, weights_file)
-    grid(cfgs, 'ham10000-trainable')
-    folds, summary, paired = grid_tables([runs/'ham10000-trainable'])
+    first = runs/TRAINABLE_GRIDS[s['seed']]
+    grid(cfgs, first.name)
+    folds, summary, paired = grid_tables([first])
     keep = ['JIF-MMFA', *paired.set_index('versus').mean_diff.abs().nsmallest(2).index]   # its two closest rivals
     pick, seeds = [c for c in cfgs if config_name(c.fusion, c.structure) in keep], [folds.assign(seed=s['seed'])]
     for seed in TRAINABLE_SEEDS:
-        grid([c.replace(seed=seed) for c in pick], f'ham10000-trainable-seed{seed}')
-        seeds.append(grid_tables([runs/f'ham10000-trainable-seed{seed}'])[0].assign(seed=seed))
+        grid([c.replace(seed=seed) for c in pick], TRAINABLE_GRIDS[seed])
+        seeds.append(grid_tables([runs/TRAINABLE_GRIDS[seed]])[0].assign(seed=seed))
     seeds = pd.concat(seeds, ignore_index=True); seeds = seeds[seeds.config.isin(keep)]
     atomic_write(out/'ham10000_trainable_summary.md', _md(summary))
     atomic_write(out/'ham10000_trainable_paired.md', _paired_md(paired))
     atomic_write(out/'ham10000_trainable_seeds.md', _md(seed_table(seeds)))
-    atomic_write(out/'ham10000_trainable_missing.md', _missing({config_name('mmfa', st): runs/'ham10000-trainable'/f"{s['backbone']}-mmfa-{st}"
+    atomic_write(out/'ham10000_trainable_missing.md', _missing({config_name('mmfa', st): first/f"{s['backbone']}-mmfa-{st}"
                                                                 for st in ('jif', 'jf')})[1])
     rec = dict(command=' '.join(shlex.quote(a) for a in sys.argv), settings=s, settings_hash=settings_hash(s), code_defaults=code_defaults(),
                trainable=TRAINABLE, runs=TRAINABLE_RUNS, seeds=TRAINABLE_SEEDS, per_class=per_class, seconds=round(time.time() - t0), versions=_versions(),
                fold_seconds=round(sum(json.loads(f.read_text())['seconds'] for d in ran for f in (d/'folds').glob('fold_*.json'))))   # wall seconds
     atomic_write(out/'ham10000_trainable_run.json', json.dumps(rec, indent=1, default=list))
+    write_trainable_progress(runs, out)
     return summary
 
 # %% ../nbs/17_results.ipynb #beefa30f
@@ -436,8 +472,10 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          canary_only:bool=False, # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
          decisions:bool=False, # only the decision and calibration runs (`run_decision_results`)
          trainable:bool=False, # only the grid with the last backbone stage trainable (`run_trainable_results`; resumes fold by fold)
+         progress:bool=False, # only the trainable protocol's table of its folds finished so far in --runs (`write_trainable_progress`)
          cache_dir:Path=None): # presized-image + feature cache (default: ~/.cache/jif_fastai)
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
+    if progress: write_trainable_progress(runs, out); return print(f"wrote {out}/ham10000_trainable_progress.md")
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
     if threads: torch.set_num_threads(threads)
     if canary_only:
@@ -449,6 +487,6 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
         print(f"wrote {out}/ham10000_decision.md, ham10000_decision_paired.md, ham10000_calibration.md, ham10000_reliability.png"); return
     if trainable:
         run_trainable_results(root, weights_file, out, runs, cache_dir)
-        print(f"wrote {out}/ham10000_trainable_summary.md, _paired.md, _seeds.md, _missing.md, _run.json"); return
+        print(f"wrote {out}/ham10000_trainable_summary.md, _paired.md, _seeds.md, _missing.md, _progress.md, _run.json"); return
     rec = run_results(root, weights_file, out, pad_root, runs, cache_dir, command=' '.join(['python -m jif_fastai.results'] + sys.argv[1:]))
     print(f"wrote {out}/ in {rec['seconds']} s; settings hash {rec['settings_hash']}")

@@ -2,7 +2,7 @@
 settings and code defaults give, none of those defaults changed since, and the canary (JIF-MMFA on a fixed 420-image
 slice of HAM10000) re-runs within its recorded, measured tolerance. Every 'mean ± std' the book's Findings page quotes
 appears in the generated tables."""
-import json, re
+import json, re, shutil
 from pathlib import Path
 import pytest
 from jif_fastai.results import (RESULTS_SETTINGS, settings_hash, changed_defaults, canary, canary_problems, canary_tolerance)
@@ -80,8 +80,36 @@ def test_trainable_protocol_runs_end_to_end(ham, tmp_path):
     rec, folds = json.loads((tmp_path/'out'/'ham10000_trainable_run.json').read_text()), list((tmp_path/'runs').glob('*/*/folds/fold_*.json'))
     assert len(folds) == 2 * (len(TRAINABLE_RUNS) + 3 * len(TRAINABLE_SEEDS))   # every fold of the grid and of the seeds ...
     assert rec['fold_seconds'] == round(sum(json.loads(f.read_text())['seconds'] for f in folds)) > 0   # ... in the time it records
+    assert (tmp_path/'out'/'ham10000_trainable_progress.md').read_text().count('\n') == 2 + len(TRAINABLE_RUNS) + 3 * len(TRAINABLE_SEEDS)
     stale = tmp_path/'runs'/'ham10000-trainable-seed9'/'old-run'/'folds'; stale.mkdir(parents=True)   # a folder it did not run
     (stale/'fold_0.json').write_text('{"seconds": 999}')
+    for m in (tmp_path/'runs').glob('*/*/models'): shutil.rmtree(m)   # as committed (.gitignore): records and predictions, no models
     run_trainable_results(root, weights, tmp_path/'out', tmp_path/'runs', tmp_path/'cache', s, per_class=12)   # resumed: nothing to train
     again = json.loads((tmp_path/'out'/'ham10000_trainable_run.json').read_text())
     assert again['fold_seconds'] == rec['fold_seconds'] and again['seconds'] < rec['seconds']   # the pieces' time, not this call's
+
+def test_committed_trainable_folds_are_its_progress_table(ham):
+    """The trainable protocol's run folders are committed without the models (results/runs/), so the next session
+    resumes them. Their configuration must still be the protocol's (a change to `TRAINABLE` or the results settings
+    since they ran fails here: rerun, do not mix), and results/ham10000_trainable_progress.md must be what their fold
+    records give (`make results-trainable-progress`). The scores are recomputed from the stored probabilities: on
+    another CPU a weighted vote can round differently in the last bit, and a near-tie that flips moves a fold's balanced
+    accuracy by up to 1/(7 x the smallest class of a test fold, 23 images) = 0.006, so numbers match within 0.01."""
+    import pandas as pd
+    from jif_fastai.results import trainable_progress, trainable_configs, TRAINABLE_GRIDS, _md
+    runs = RES/'runs'
+    want = {(TRAINABLE_GRIDS[s], c.grid_name): c.record() for s in TRAINABLE_GRIDS for c in trainable_configs(weights_file=ham[1], seed=s)}
+    dirs = sorted(f.parent for f in runs.glob('*/*/run.json'))
+    assert dirs, f"{runs} holds no run folder of the trainable protocol"
+    for d in dirs:
+        got = json.loads((d/'run.json').read_text())['config']
+        assert (d.parent.name, d.name) in want, f"{d}: not a run of the trainable protocol"
+        moved = {k: (got.get(k), v) for k, v in want[d.parent.name, d.name].items() if got.get(k) != json.loads(json.dumps(v))}
+        assert not moved, f"{d} ran with other settings than the protocol's now (there, now): {moved}"
+    cells = lambda md: [[c.strip() for c in l.strip().strip('|').split('|')] for l in md.splitlines()[2:]]
+    got = cells(_md(trainable_progress(runs, pd.read_csv(RES/'ham10000_folds.csv'))))
+    committed = cells((RES/'ham10000_trainable_progress.md').read_text())
+    assert [r[:3] for r in got] == [r[:3] for r in committed], "results/ham10000_trainable_progress.md is stale: run `make results-trainable-progress`"
+    nums = lambda rows: [float(x) for r in rows for c in r[3:] for x in re.findall(r'-?\d+(?:\.\d+)?', c)]
+    a, b = nums(got), nums(committed)
+    assert len(a) == len(b) and all(abs(x - y) <= .01 for x, y in zip(a, b)), "results/ham10000_trainable_progress.md is stale: run `make results-trainable-progress`"
