@@ -10,11 +10,11 @@ Usage (from the repository root): python bench/train_from.py [N_IMAGES=256] [THR
 MODES: comma-separated numbers of the modes below (0-4) to measure now; the others are kept from an earlier run of the
 same configuration in bench/<device>/train_from_lite0_192.json (so a slow mode can be measured on its own).
 Writes bench/<device>/train_from_lite0_192.{json,md}."""
-import json, os, sys, tempfile, time, warnings; warnings.simplefilter('ignore')
+import json, sys, tempfile, time, warnings; warnings.simplefilter('ignore')
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
-from jif_fastai.bench import bench_sample, bench_split, _env
+from jif_fastai.bench import bench_sample, bench_split, bench_env
 from jif_fastai.data import load_pad_ufes20
 from jif_fastai.dataloaders import ImageMetaDataLoaders
 from jif_fastai.learner import jif_learner
@@ -41,7 +41,7 @@ envs = old.get('envs', {}) if res else {}
 tmp = Path(tempfile.mkdtemp(prefix='train_from_'))
 for i, (label, (mode, k, last)) in enumerate(MODES.items()):
     if ONLY is not None and i not in ONLY: continue
-    envs[label] = _env(DEVICE)   # the load average when each mode started
+    envs[label] = bench_env(DEVICE)   # the load average when each mode started
     set_seed(0); learn = jif_learner(dls, BACKBONE, 'mmfa', 'jif', opt='sgd', pretrained=False)
     if mode == 'full' and last: learn.to_channelslast(use_amp=False)   # fastai's channels-last, for a like-for-like comparison
     cdir, feats, enc_s = tmp/f'cache_{k}', None, None
@@ -65,7 +65,7 @@ for label, v in res.items():
     rows.append(f"| {label} | {v['epoch_s']:.2f} | {v['x_faster_than_full']:.1f} | {v['x_faster_than_full_channels_last']:.1f} | {v['epoch_s'] * HAM / len(df):.0f} | {v['cached'] or '-'} {v['dtype'] or ''} | "
                 f"{v['cache_bytes_per_image'] / 1e3:.1f} | {v['cache_gb_ham10000']:.3f} | {enc} |")
 md = (f"{BACKBONE} {SIZE}px bs {BS}, {len(df)} generated images ({len(tr)} training rows), fold 0; {EPOCHS} timed epoch(s) after one warm-up; "
-      f"{_env(DEVICE)['device']}, {THREADS} threads; load average (1, 5, 15 min) when each mode started: "
+      f"{bench_env(DEVICE)['device']}, {THREADS} threads; load average (1, 5, 15 min) when each mode started: "
       + '; '.join(f"{m.split(' (')[0]}: {e['loadavg']}" for m, e in envs.items()) + '\n\n' + '\n'.join(rows) + '\n\n'
       f"The extrapolated column scales the measured epoch (training + validation over {len(df)} rows) by {HAM}/{len(df)}: "
       f"a linear estimate, not a measurement.\n\n"

@@ -36,7 +36,7 @@ from .frozen import frozen_features, time_epochs
 # %% auto #0
 __all__ = ['TINY', 'SECTIONS', 'bench_sample', 'bench_split', 'sync', 'time_steps', 'DeviceMemory', 'train_memory_estimate',
            'HostSyncCounter', 'set_precision', 'bench_plain', 'FixedBatches', 'EpochTimer', 'bench_loader',
-           'raw_png_dls', 'run_bench', 'format_table', 'estimate_memory', 'bench', 'markdown_table']
+           'raw_png_dls', 'bench_env', 'run_bench', 'format_table', 'estimate_memory', 'bench', 'markdown_table']
 
 # %% ../nbs/19_bench.ipynb #72729d18
 def bench_sample(n_images:int=2298, # images (2298 = PAD-UFES-20)
@@ -358,7 +358,8 @@ def _bench_frozen(ctx:dict, reps:int=1, cache_dir:Path=None) -> dict:
 TINY = dict(backbone='resnet10t', size=32, bs=8, n_batches=3, warmup=1, n_images=30, full_size=False, image_size=64,
             epoch_reps=1, loader_s=3., latency_runs=2)  # the CPU smoke-test configuration
 
-def _env(device) -> dict:
+def bench_env(device) -> dict:
+    "The machine a benchmark ran on: device, threads, library versions, cuDNN autotuning and the load average now."
     d = torch.device(device)
     return dict(device=torch.cuda.get_device_name(d) if d.type == 'cuda' else f'CPU ({platform.processor() or platform.machine()})',
                 device_type=d.type, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__,
@@ -534,7 +535,7 @@ def run_bench(backbone:str='resnet50', # timm backbone
     if ablation and 'pipeline' in sections: todo['ablation'] = _ablation_section
     if compile: todo['compile'] = _compile_section
     with _torch_settings(threads), tempfile.TemporaryDirectory(prefix='jif_bench_', ignore_cleanup_errors=True) as tmp:
-        out = dict(config=cfg, env=_env(device), data={}, results={}, skipped=[], notes=[])
+        out = dict(config=cfg, env=bench_env(device), data={}, results={}, skipped=[], notes=[])
         ctx = dict(cfg=cfg, device=device, tmp=Path(tmp), folds=folds, protocol_epochs=protocol_epochs, epoch_reps=epoch_reps,
                    loader_s=loader_s, loader_workers=loader_workers, latency_runs=latency_runs, cache_dir=cache_dir, profile=profile,
                    over=lambda: time_budget is not None and time.perf_counter() - t_start > time_budget)
