@@ -69,8 +69,8 @@ results-decisions: venv
 # JIF-MMFA and its two closest rivals. About 12 + 10.3 hours on a 2-core CPU (bench/RESULTS.md); resumes fold by fold.
 # Its run folders are committed without the models (results/runs/, see .gitignore), so a fresh clone resumes too.
 results-trainable: venv
-	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --runs results/runs --cache-dir $(CACHE)
+	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --cache-dir $(CACHE)
 
 # The trainable protocol's folds finished so far, against the frozen grid on the same folds (no training).
 results-trainable-progress: venv
-	$(PY) -m jif_fastai.results --progress --out results --runs results/runs
+	$(PY) -m jif_fastai.results --progress --out results

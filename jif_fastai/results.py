@@ -467,7 +467,7 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          weights_file:Path=None, # tf_efficientnet_lite0 weights with timm key names (.safetensors)
          out:Path=Path('results'), # committed tables, pictures, manifest
          pad_root:Path=None, # PAD-UFES-20 folder for the metadata-only comparison
-         runs:Path=Path('runs/results'), # run folders (not committed)
+         runs:Path=None, # run folders (default runs/results, not committed; the trainable protocol's results/runs, committed without models)
          threads:int=None, # torch CPU threads
          canary_only:bool=False, # only re-record the manifest's canary (reference, kernel spread, tolerance), keep the rest
          decisions:bool=False, # only the decision and calibration runs (`run_decision_results`)
@@ -475,7 +475,11 @@ def main(root:Path=None, # HAM10000 folder (publisher's layout)
          progress:bool=False, # only the trainable protocol's table of its folds finished so far in --runs (`write_trainable_progress`)
          cache_dir:Path=None): # presized-image + feature cache (default: ~/.cache/jif_fastai)
     "Reproduce the book's results (see `RESULTS_SETTINGS`)."
-    if progress: write_trainable_progress(runs, out); return print(f"wrote {out}/ham10000_trainable_progress.md")
+    runs = Path(ifnone(runs, 'results/runs' if trainable or progress else 'runs/results'))
+    if progress:
+        try: write_trainable_progress(runs, out)
+        except FileNotFoundError as e: sys.exit(f"results: {e}")
+        return print(f"wrote {out}/ham10000_trainable_progress.md")
     if root is None or weights_file is None: sys.exit("results: --root (HAM10000) and --weights-file (lite0) are required")
     if threads: torch.set_num_threads(threads)
     if canary_only:

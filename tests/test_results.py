@@ -113,3 +113,11 @@ def test_committed_trainable_folds_are_its_progress_table(ham):
     nums = lambda rows: [float(x) for r in rows for c in r[3:] for x in re.findall(r'-?\d+(?:\.\d+)?', c)]
     a, b = nums(got), nums(committed)
     assert len(a) == len(b) and all(abs(x - y) <= .01 for x, y in zip(a, b)), "results/ham10000_trainable_progress.md is stale: run `make results-trainable-progress`"
+
+def test_progress_without_finished_folds_is_one_line(tmp_path):
+    """`--progress` on a folder where nothing has finished: a one-line error naming the folder, no table written."""
+    import subprocess, sys
+    r = subprocess.run([sys.executable, '-m', 'jif_fastai.results', '--progress', '--runs', str(tmp_path/'runs'), '--out', str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(f"results: {tmp_path/'runs'}: no finished fold"), r.stderr
+    assert not (tmp_path/'ham10000_trainable_progress.md').exists()
