@@ -408,8 +408,9 @@ def trainable_progress(runs:Path, # the protocol's run folders (`run_trainable_r
             row = {'config': label, 'seed': seed, 'folds done': ', '.join(map(str, t.fold)), 'bal_acc': mean_std(t, ['bal_acc'])['bal_acc']}
             if frozen is not None and seed == RESULTS_SETTINGS['seed']:   # other seeds have other folds: nothing frozen to pair with
                 fz = frozen[frozen.config == label].set_index('fold').bal_acc.reindex(t.fold).values   # NaN where the grid lacks a fold
+                if np.isnan(fz).any(): raise ValueError(f"the frozen grid's table has no {label} score for fold(s) {list(t.fold[np.isnan(fz)])}: nothing to pair them with")
                 p = pd.DataFrame({'frozen': fz, 'diff': t.bal_acc.values - fz})
-                row.update({'frozen, same folds': mean_std(p, ['frozen'])['frozen'], 'trainable − frozen': mean_std(p, ['diff'])['diff'],
+                row.update({'frozen, same folds': mean_std(p, ['frozen'])['frozen'], 'trainable − frozen': f"{p['diff'].mean():+.3f}" + (f" ± {p['diff'].std(ddof=1):.3f}" if len(p) > 1 else ''),
                             'folds trainable wins': f"{(p['diff'] > 0).sum()}/{len(p)}"})
             rows.append({**row, 'minutes per fold': round(t.minutes.mean())})
     if not rows: raise FileNotFoundError(f"{runs}: no finished fold of the trainable protocol ({', '.join(TRAINABLE_GRIDS.values())})")
@@ -422,7 +423,7 @@ def write_trainable_progress(runs:Path, # the protocol's run folders
     "Write `out`/ham10000_trainable_progress.md (`trainable_progress`, paired with the frozen grid where `out` has it); return the table."
     f = Path(out)/'ham10000_folds.csv'
     t = trainable_progress(runs, pd.read_csv(f) if f.is_file() else None)
-    atomic_write(Path(out)/'ham10000_trainable_progress.md', _md(t)); return t
+    atomic_write(Path(out)/'ham10000_trainable_progress.md', t.to_markdown(index=False, disable_numparse=True) + '\n'); return t   # cells as written: '+0.064' keeps its sign
 
 # %% ../nbs/17_results.ipynb #trn00006
 def run_trainable_results(root:Path, # HAM10000 folder (publisher's layout)

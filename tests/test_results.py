@@ -60,7 +60,8 @@ def test_book_quotes_generated_numbers():
     missing = [q for q in quoted if not in_tables(q.replace('−', '-'))]
     assert not missing, missing
     for name in ('ham10000_summary.md', 'ham10000_paired.md', 'ham10000_missing.md', 'pad_ufes20_meta.md',
-                 'ham10000_decision.md', 'ham10000_decision_paired.md', 'ham10000_calibration.md', 'ham10000_reliability.png'):
+                 'ham10000_decision.md', 'ham10000_decision_paired.md', 'ham10000_calibration.md', 'ham10000_reliability.png',
+                 'ham10000_trainable_progress.md'):
         assert f'../results/{name}' in page, f"the Results page does not include results/{name}"
 
 def test_trainable_protocol_runs_end_to_end(ham, tmp_path):
@@ -96,7 +97,7 @@ def test_committed_trainable_folds_are_its_progress_table(ham):
     another CPU a weighted vote can round differently in the last bit, and a near-tie that flips moves a fold's balanced
     accuracy by up to 1/(7 x the smallest class of a test fold, 23 images) = 0.006, so numbers match within 0.01."""
     import pandas as pd
-    from jif_fastai.results import trainable_progress, trainable_configs, TRAINABLE_GRIDS, _md
+    from jif_fastai.results import trainable_progress, trainable_configs, TRAINABLE_GRIDS
     runs = RES/'runs'
     want = {(TRAINABLE_GRIDS[s], c.grid_name): c.record() for s in TRAINABLE_GRIDS for c in trainable_configs(weights_file=ham[1], seed=s)}
     dirs = sorted(f.parent for f in runs.glob('*/*/run.json'))
@@ -107,7 +108,7 @@ def test_committed_trainable_folds_are_its_progress_table(ham):
         moved = {k: (got.get(k), v) for k, v in want[d.parent.name, d.name].items() if got.get(k) != json.loads(json.dumps(v))}
         assert not moved, f"{d} ran with other settings than the protocol's now (there, now): {moved}"
     cells = lambda md: [[c.strip() for c in l.strip().strip('|').split('|')] for l in md.splitlines()[2:]]
-    got = cells(_md(trainable_progress(runs, pd.read_csv(RES/'ham10000_folds.csv'))))
+    got = cells(trainable_progress(runs, pd.read_csv(RES/'ham10000_folds.csv')).to_markdown(index=False, disable_numparse=True))
     committed = cells((RES/'ham10000_trainable_progress.md').read_text())
     assert [r[:3] for r in got] == [r[:3] for r in committed], "results/ham10000_trainable_progress.md is stale: run `make results-trainable-progress`"
     nums = lambda rows: [float(x) for r in rows for c in r[3:] for x in re.findall(r'-?\d+(?:\.\d+)?', c)]
