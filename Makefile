@@ -66,10 +66,16 @@ results-decisions: venv
 	$(PY) -m jif_fastai.results --decisions --root $(HAM) --weights-file $(LITE0) --out results --runs runs/results --cache-dir $(CACHE)
 
 # Issue 20 (docs: nbs/17_results.ipynb): the HAM10000 grid with the backbone's last stage trainable, then more seeds of
-# JIF-MMFA and its two closest rivals. About 12 + 10.3 hours on a 2-core CPU (bench/RESULTS.md); resumes fold by fold.
+# JIF-MMFA and its two closest rivals. About 34 hours on a 2-core CPU (31 min a fold, bench/RESULTS.md); resumes fold by fold.
 # Its run folders are committed without the models (results/runs/, see .gitignore), so a fresh clone resumes too.
+# Memory: with glibc's allocator the process grew over the epochs (4.9 -> 22 GB RSS in 1.3 folds with MALLOC_ARENA_MAX=2;
+# 17.4 GB with the defaults, an earlier session) and would not fit 24 GB; jemalloc without decay held 4.0 GB flat at the
+# same 90 s/epoch (with its default decay: 29 % system time, 150 s/epoch). Used when installed (apt-get install libjemalloc2).
+comma    := ,
+JEMALLOC ?= $(firstword $(wildcard /usr/lib/*-linux-gnu/libjemalloc.so.2))
+ALLOC    := $(if $(JEMALLOC),LD_PRELOAD=$(JEMALLOC) MALLOC_CONF=background_thread:true$(comma)metadata_thp:auto$(comma)dirty_decay_ms:-1$(comma)muzzy_decay_ms:-1)
 results-trainable: venv
-	$(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --cache-dir $(CACHE)
+	$(ALLOC) $(PY) -m jif_fastai.results --trainable --root $(HAM) --weights-file $(LITE0) --out results --cache-dir $(CACHE)
 
 # The trainable protocol's folds finished so far, against the frozen grid on the same folds (no training).
 results-trainable-progress: venv

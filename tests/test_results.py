@@ -65,7 +65,7 @@ def test_book_quotes_generated_numbers():
         assert f'../results/{name}' in page, f"the Results page does not include results/{name}"
 
 def test_trainable_protocol_runs_end_to_end(ham, tmp_path):
-    """`make results-trainable` (about 22 h on a 2-core CPU at full size, not run by the tests) on a small slice: 12
+    """`make results-trainable` (about 34 h on a 2-core CPU at full size, not run by the tests) on a small slice: 12
     images per class, 2 folds of 2 epochs at 64 px, the last lite0 stage trained on cached stage maps. Checks the code
     path and the tables it writes, not any number: at this size the numbers mean nothing."""
     from jif_fastai.results import run_trainable_results, TRAINABLE_RUNS, TRAINABLE_SEEDS
