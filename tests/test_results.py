@@ -52,7 +52,7 @@ def test_canary_reproduces(manifest, ham, tmp_path):
 
 def test_book_quotes_generated_numbers():
     page = (REPO/'book'/'findings.md').read_text()
-    tables = ''.join(f.read_text() for f in RES.glob('*.md'))
+    tables = ''.join(f.read_text() for f in sorted(RES.rglob('*.md')))   # the results tables and the committed run folders' own (results/runs/)
     quoted = re.findall(r'(?<![\d.])([+\-−]?\d\.\d{3} ± \d\.\d{3})', page)
     assert quoted, "the Results page quotes no measured number"
     # with its sign (the page writes −, the tables -): '+0.135 ± 0.035' must not pass for '-0.135 ± 0.035', nor an unsigned one
