@@ -394,24 +394,35 @@ def seed_table(folds:pd.DataFrame, # rows of (config, seed, fold, bal_acc), e.g.
 # %% ../nbs/17_results.ipynb #trn00011
 TRAINABLE_GRIDS = {RESULTS_SETTINGS['seed']: 'ham10000-trainable', **{s: f'ham10000-trainable-seed{s}' for s in TRAINABLE_SEEDS}}   # seed -> grid folder
 
+# %% ../nbs/17_results.ipynb #trn00017
+def _paired_cells(a:np.ndarray, b:np.ndarray, # scores on the same folds
+                  name:str, wins:str) -> dict: # the two columns' names
+    "{name: a − b as signed 'mean ± std' (no std for one fold), wins: folds where a > b as 'k/n'}."
+    d = np.asarray(a, float) - np.asarray(b, float)
+    return {name: f"{d.mean():+.3f}" + (f" ± {d.std(ddof=1):.3f}" if len(d) > 1 else ''), wins: f"{(d > 0).sum()}/{len(d)}"}
+
 # %% ../nbs/17_results.ipynb #trn00012
 def trainable_progress(runs:Path, # the protocol's run folders (`run_trainable_results`' `runs`)
                        frozen:pd.DataFrame=None, # the frozen grid's per-fold table (`results/ham10000_folds.csv`), if there is one
                       ) -> pd.DataFrame:
-    "Per configuration and seed of the trainable protocol: its finished folds, their balanced accuracy, and seed 0's against the frozen grid on the same folds."
-    rows = []
+    "Per configuration and seed of the trainable protocol: its finished folds, their balanced accuracy, seed 0's against the frozen grid, and JIF-MMFA against it, on the same folds."
+    rows, ref, versus = [], {}, config_name(*TRAINABLE_RUNS[0])   # JIF-MMFA runs first in each seed
     for seed, name in TRAINABLE_GRIDS.items():
         for c in trainable_configs(seed=seed):
             d = Path(runs)/name/c.grid_name; recs = load_folds(d) if (d/'run.json').is_file() else []
             if not recs: continue
             t, label = fold_table(recs, c.weight_step), config_name(c.fusion, c.structure)
+            mine = t.set_index('fold').bal_acc
+            if label == versus: ref[seed] = mine
             row = {'config': label, 'seed': seed, 'folds done': ', '.join(map(str, t.fold)), 'bal_acc': mean_std(t, ['bal_acc'])['bal_acc']}
             if frozen is not None and seed == RESULTS_SETTINGS['seed']:   # other seeds have other folds: nothing frozen to pair with
                 fz = frozen[frozen.config == label].set_index('fold').bal_acc.reindex(t.fold).values   # NaN where the grid lacks a fold
                 if np.isnan(fz).any(): raise ValueError(f"the frozen grid's table has no {label} score for fold(s) {list(t.fold[np.isnan(fz)])}: nothing to pair them with")
-                p = pd.DataFrame({'frozen': fz, 'diff': t.bal_acc.values - fz})
-                row.update({'frozen, same folds': mean_std(p, ['frozen'])['frozen'], 'trainable − frozen': f"{p['diff'].mean():+.3f}" + (f" ± {p['diff'].std(ddof=1):.3f}" if len(p) > 1 else ''),
-                            'folds trainable wins': f"{(p['diff'] > 0).sum()}/{len(p)}"})
+                row.update({'frozen, same folds': mean_std(pd.DataFrame({'frozen': fz}), ['frozen'])['frozen'],
+                            **_paired_cells(t.bal_acc.values, fz, 'trainable − frozen', 'folds trainable wins')})
+            common = mine.index.intersection(ref[seed].index) if seed in ref else []
+            row.update(_paired_cells(ref[seed][common], mine[common], f'{versus} − this, same folds', f'folds {versus} wins')
+                       if label != versus and len(common) else {f'{versus} − this, same folds': '—', f'folds {versus} wins': '—'})
             rows.append({**row, 'minutes per fold': round(t.minutes.mean())})
     if not rows: raise FileNotFoundError(f"{runs}: no finished fold of the trainable protocol ({', '.join(TRAINABLE_GRIDS.values())})")
     return pd.DataFrame(rows)
