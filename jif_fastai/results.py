@@ -226,12 +226,19 @@ def meta_config(design:str|dict='results', # a name in `META_DESIGNS`, or such a
     s, d = dict(settings or RESULTS_SETTINGS), META_DESIGNS[design] if isinstance(design, str) else design
     return results_config(s, structure=s['pad_structure'], epochs=s['pad_epochs'], frozen=False, views=1, **d)
 
+# %% ../nbs/17_results.ipynb #trn00019
+def _signed(m:float, # mean of a paired difference
+            s:float, # its std over folds; NaN for one fold
+           ) -> str:
+    "Signed 'mean ± std' of a paired difference: '+0.064 ± 0.020', or '+0.064' alone for one fold."
+    return f"{m:+.3f}" + ('' if np.isnan(s) else f" ± {s:.3f}")
+
 # %% ../nbs/17_results.ipynb #1ce1a09f
 def _md(t:pd.DataFrame) -> str: return t.to_markdown(index=False, floatfmt='.3f') + '\n'
 
 def _paired_md(paired:pd.DataFrame) -> str:
     "Markdown of `paired_differences`: JIF-MMFA − each other configuration, mean ± std, and its wins."
-    diff = [f'{m:+.3f} ± {d:.3f}' for m, d in zip(paired.mean_diff, paired.std_diff)]
+    diff = [_signed(m, d) for m, d in zip(paired.mean_diff, paired.std_diff)]
     return _md(pd.DataFrame({'versus': paired.versus, 'JIF-MMFA − other (bal_acc, mean ± std)': diff, 'folds JIF-MMFA wins': paired.wins}))
 
 def _missing(run_dirs:dict) -> tuple:
@@ -394,38 +401,34 @@ def seed_table(folds:pd.DataFrame, # rows of (config, seed, fold, bal_acc), e.g.
 # %% ../nbs/17_results.ipynb #trn00011
 TRAINABLE_GRIDS = {RESULTS_SETTINGS['seed']: 'ham10000-trainable', **{s: f'ham10000-trainable-seed{s}' for s in TRAINABLE_SEEDS}}   # seed -> grid folder
 
-# %% ../nbs/17_results.ipynb #trn00017
-def _paired_cells(a:np.ndarray, b:np.ndarray, # scores on the same folds
-                  name:str, wins:str) -> dict: # the two columns' names
-    "{name: a − b as signed 'mean ± std' (no std for one fold), wins: folds where a > b as 'k/n'}."
-    d = np.asarray(a, float) - np.asarray(b, float)
-    return {name: f"{d.mean():+.3f}" + (f" ± {d.std(ddof=1):.3f}" if len(d) > 1 else ''), wins: f"{(d > 0).sum()}/{len(d)}"}
-
 # %% ../nbs/17_results.ipynb #trn00012
 def trainable_progress(runs:Path, # the protocol's run folders (`run_trainable_results`' `runs`)
                        frozen:pd.DataFrame=None, # the frozen grid's per-fold table (`results/ham10000_folds.csv`), if there is one
                       ) -> pd.DataFrame:
     "Per configuration and seed of the trainable protocol: its finished folds, their balanced accuracy, seed 0's against the frozen grid, and JIF-MMFA against it, on the same folds."
-    rows, ref, versus = [], {}, config_name(*TRAINABLE_RUNS[0])   # JIF-MMFA runs first in each seed
+    rows, per, versus = [], [], config_name(*TRAINABLE_RUNS[0])   # per: every finished fold's (config, seed, fold, bal_acc)
     for seed, name in TRAINABLE_GRIDS.items():
         for c in trainable_configs(seed=seed):
             d = Path(runs)/name/c.grid_name; recs = load_folds(d) if (d/'run.json').is_file() else []
             if not recs: continue
             t, label = fold_table(recs, c.weight_step), config_name(c.fusion, c.structure)
-            mine = t.set_index('fold').bal_acc
-            if label == versus: ref[seed] = mine
+            per.append(t[['fold', 'bal_acc']].assign(config=label, seed=seed))
             row = {'config': label, 'seed': seed, 'folds done': ', '.join(map(str, t.fold)), 'bal_acc': mean_std(t, ['bal_acc'])['bal_acc']}
             if frozen is not None and seed == RESULTS_SETTINGS['seed']:   # other seeds have other folds: nothing frozen to pair with
                 fz = frozen[frozen.config == label].set_index('fold').bal_acc.reindex(t.fold).values   # NaN where the grid lacks a fold
                 if np.isnan(fz).any(): raise ValueError(f"the frozen grid's table has no {label} score for fold(s) {list(t.fold[np.isnan(fz)])}: nothing to pair them with")
+                diff = t.bal_acc.values - fz
                 row.update({'frozen, same folds': mean_std(pd.DataFrame({'frozen': fz}), ['frozen'])['frozen'],
-                            **_paired_cells(t.bal_acc.values, fz, 'trainable − frozen', 'folds trainable wins')})
-            common = mine.index.intersection(ref[seed].index) if seed in ref else []
-            row.update(_paired_cells(ref[seed][common], mine[common], f'{versus} − this, same folds', f'folds {versus} wins')
-                       if label != versus and len(common) else {f'{versus} − this, same folds': '—', f'folds {versus} wins': '—'})
+                            'trainable − frozen': _signed(diff.mean(), diff.std(ddof=1) if len(diff) > 1 else np.nan), 'folds trainable wins': f"{(diff > 0).sum()}/{len(diff)}"})
             rows.append({**row, 'minutes per fold': round(t.minutes.mean())})
     if not rows: raise FileNotFoundError(f"{runs}: no finished fold of the trainable protocol ({', '.join(TRAINABLE_GRIDS.values())})")
-    return pd.DataFrame(rows)
+    out, col, won = pd.DataFrame(rows), f'{versus} − this, same folds', f'folds {versus} wins'
+    for name in (col, won): out.insert(out.columns.get_loc('minutes per fold'), name, '—')   # '—': JIF-MMFA itself, or no fold in common yet
+    for seed, g in pd.concat(per).groupby('seed'):   # `paired_differences` pairs on the folds both have (NaN elsewhere)
+        if versus not in g.config.values: continue
+        for p in paired_differences(g, versus).itertuples():
+            if not p.wins.endswith('/0'): out.loc[(out.seed == seed) & (out.config == p.versus), [col, won]] = [_signed(p.mean_diff, p.std_diff), p.wins]
+    return out
 
 # %% ../nbs/17_results.ipynb #trn00016
 def write_trainable_progress(runs:Path, # the protocol's run folders
